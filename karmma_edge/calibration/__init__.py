@@ -1,0 +1,1 @@
+"""Calibration sets drawn from the training split, and the readers that feed them to calibrators."""

@@ -1,0 +1,52 @@
+"""ONNX Runtime engine: the CPU everywhere, CUDA or TensorRT execution providers where present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from karmma_edge.edge_runtime.backends.base import Engine, TensorSpec
+from karmma_edge.errors import BundleError
+
+_ORT_DTYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(int64)": np.int64,
+               "tensor(float16)": np.float16, "tensor(int8)": np.int8}
+
+
+class OnnxRuntimeEngine(Engine):
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
+        super().__init__(path)
+        self.threads = threads
+        self.providers = providers
+        self._session = None
+
+    def _activate(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        providers = self.providers or [
+            p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+            if p in available
+        ]
+        try:
+            self._session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as e:  # ORT raises its own exception types for unreadable models
+            raise BundleError(f"ONNX Runtime cannot load {self.path}: {e}") from None
+        self.inputs = [
+            TensorSpec(i.name, tuple(d if isinstance(d, int) else str(d) for d in i.shape),
+                       np.dtype(_ORT_DTYPES[i.type]))
+            for i in self._session.get_inputs()
+        ]
+        self.outputs = [o.name for o in self._session.get_outputs()]
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self._session.run(self.outputs, feed)))
+
+    def _deactivate(self) -> None:
+        self._session = None

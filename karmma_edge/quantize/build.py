@@ -1,0 +1,122 @@
+"""`karmma-edge build`: a trained run -> a bundle of FP32 and Q/DQ INT8 graphs, one per profile."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from karmma_edge.bundle import (Accuracy, Artifact, Calibration, InputEntry, Manifest, ProfileEntry,
+                                atomic_directory, sha256_file, write_manifest)
+from karmma_edge.errors import KarmmaError
+from karmma_edge.profiles import expand_profiles
+
+log = logging.getLogger(__name__)
+PARITY_TOLERANCE = 1e-4
+
+PREPROCESSING = {
+    "rgb": "uint8 RGB frames; the graph scales to 0..1 and standardises with rgb_mean/rgb_std",
+    "flow": "uint8 EPIC flow (u, v around 128); the graph standardises with flow_mean/flow_std",
+    "audio": "mono float32 PCM in -1..1 at sample_rate; the graph computes the log-mel (STFT as Conv1d)",
+}
+
+
+@dataclass
+class BuildOptions:
+    run: Path
+    out: Path
+    profiles: str = "all"
+    data: Path | None = None
+    calibration_method: str = "minmax"
+    calibration_size: int = 64
+    threads: int = 2
+    seed: int = 0
+
+
+def _tool_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import onnxsim
+    import torch
+
+    import karmma_edge
+
+    return {"karmma_edge": karmma_edge.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "onnxsim": str(onnxsim.__version__),
+            "python": platform.python_version()}
+
+
+def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
+    from rich.progress import Progress
+
+    from karmma_edge.calibration.sets import draw_calibration_set
+    from karmma_edge.data.arrays import load_split
+    from karmma_edge.edge_runtime.backends import create_engine
+    from karmma_edge.edge_runtime.evaluate import engine_logits
+    from karmma_edge.metrics import top1
+    from karmma_edge.quantize.export import OUTPUTS, export_profile, parity
+    from karmma_edge.quantize.int8 import quantize_int8
+    from karmma_edge.train.runs import load_student
+
+    student, info = load_student(opts.run)          # fails early on a missing or truncated run
+    profiles = expand_profiles(opts.profiles, student.modalities)
+    spec = student.spec
+    data_root = Path(opts.data or info["data"]["root"])
+    if not data_root.is_dir():
+        raise KarmmaError(f"dataset {data_root} (from {opts.run}/run.json) does not exist; pass --data ROOT")
+    fmt = info["data"]["format"]
+    cache = Path(opts.run) / "cache"
+    train = load_split(data_root, "train", spec, fmt, student.modalities, cache, progress)
+    held_out = load_split(data_root, "validation", spec, fmt, student.modalities, cache, progress)
+    calib = draw_calibration_set(train, opts.calibration_size, seed=opts.seed)
+    if len(calib) == 0:
+        raise KarmmaError("the calibration set is empty: the training split has no clips")
+
+    entries: dict[str, ProfileEntry] = {}
+    with atomic_directory(opts.out) as root, Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("building profiles", total=len(profiles))
+        for profile in profiles:
+            bar.update(task, description=f"building {profile}")
+            pdir = root / "profiles" / profile
+            fp32 = export_profile(student, profile, pdir / "model.fp32.onnx")
+            diff = parity(student, profile, fp32)
+            if diff > PARITY_TOLERANCE:
+                raise KarmmaError(f"profile {profile}: ONNX Runtime FP32 differs from torch by {diff:.2e} "
+                                  f"(> {PARITY_TOLERANCE}); the export is wrong, please report it")
+            modalities = tuple(profile.split("+"))
+            int8 = pdir / "model.int8.onnx"
+            quant = quantize_int8(fp32, int8, calib, modalities, method=opts.calibration_method)
+            accuracy = {}
+            for precision, path in (("fp32", fp32), ("int8", int8)):
+                with create_engine("onnxruntime", path, threads=opts.threads) as engine:
+                    accuracy[precision] = Accuracy(
+                        **top1(*engine_logits(engine, held_out), held_out.verb, held_out.noun),
+                        clips=len(held_out))
+            report = pdir / "calibration.json"
+            report.write_text(json.dumps({
+                "profile": profile, "calibration_set_sha256": calib.sha256, "clips": len(calib),
+                "degraded_clips": int(calib.arrays.degraded.sum()), "quantization": quant,
+                "parity_max_abs_diff": diff,
+                "accuracy": {k: v.model_dump() for k, v in accuracy.items()},
+            }, indent=2) + "\n")
+            entries[profile] = ProfileEntry(
+                modalities=list(modalities),
+                artifacts={kind: Artifact(path=str(p.relative_to(root)), sha256=sha256_file(p))
+                           for kind, p in (("fp32", fp32), ("int8", int8), ("calibration_report", report))},
+                calibration=Calibration(method=opts.calibration_method, set_sha256=calib.sha256, clips=len(calib)),
+                accuracy=accuracy, quantization=quant | {"parity_max_abs_diff": diff},
+            )
+            log.info("%s: fp32 %.1f int8 %.1f action top-1", profile, accuracy["fp32"].action_top1,
+                     accuracy["int8"].action_top1)
+            bar.advance(task)
+        manifest = Manifest(
+            model_id=f"{info['model']}:{sha256_file(Path(opts.run) / 'model.pt')[:12]}",
+            classes=info["classes"], input_spec=spec.to_dict(),
+            inputs={m: InputEntry(shape=["B", *spec.input_shape(m)], dtype=spec.input_dtype(m),
+                                  preprocessing=PREPROCESSING[m]) for m in student.modalities},
+            outputs=list(OUTPUTS), profiles=entries, tools=_tool_versions(),
+        )
+        write_manifest(root, manifest)
+    return manifest

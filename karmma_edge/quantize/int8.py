@@ -1,0 +1,92 @@
+"""Q/DQ INT8 with ONNX Runtime's static quantization (DESIGN section 6).
+
+Symmetric (every zero point 0), per-channel weights on the output-channel axis, per-tensor int8
+activations; the audio front-end (STFT, mel, log) stays FP32.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import deque
+from pathlib import Path
+
+import onnx
+
+from karmma_edge.calibration.sets import CalibrationSet
+
+log = logging.getLogger(__name__)
+
+METHODS = ("minmax", "entropy", "percentile")
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+
+
+def frontend_nodes(model: onnx.ModelProto, stop_op: str = "Log") -> list[str]:
+    """Nodes from the audio input up to and including the log of the mel spectrogram.
+
+    Found by walking the graph rather than by name, so it holds for any exporter's naming.
+    """
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    inputs = [i.name for i in model.graph.input if i.name == "audio"]
+    seen: dict[str, onnx.NodeProto] = {}
+    queue = deque(inputs)
+    while queue:
+        tensor = queue.popleft()
+        for node in consumers.get(tensor, []):
+            if node.name in seen:
+                continue
+            seen[node.name] = node
+            if node.op_type != stop_op:
+                queue.extend(node.output)
+    return list(seen)
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over a calibration set."""
+
+    def __init__(self, calib: CalibrationSet, modalities: tuple[str, ...], batch: int):
+        self._feeds = list(calib.feeds(modalities, batch))
+        self._it = iter(self._feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):
+        self._it = iter(self._feeds)
+
+
+def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, modalities: tuple[str, ...],
+                  method: str = "minmax", percentile: float = 99.999, exclude: tuple[str, ...] = (),
+                  batch: int = 8) -> dict:
+    """Write the Q/DQ model to `out`; return what was done, for the manifest."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}")
+    CalibrationDataReader.register(_Reader)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # Folds BatchNorm into Conv and infers shapes so every tensor gets a range.
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=False)
+        model = onnx.load(pre)
+        excluded = sorted(set(frontend_nodes(model)) | set(exclude))
+        quantize_static(
+            str(pre), str(out), _Reader(calib, modalities, batch),
+            quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                              "percentile": CalibrationMethod.Percentile}[method],
+            extra_options={
+                "ActivationSymmetric": True, "WeightSymmetric": True,
+                # MatMul weights are [in, out]: their output channel is axis 1.
+                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                "CalibPercentile": percentile,
+            },
+        )
+    return {"method": method, "percentile": percentile if method == "percentile" else None,
+            "excluded_nodes": excluded, "quantized_ops": QUANTIZED_OPS, "calibration_clips": len(calib)}

@@ -1,0 +1,1 @@
+"""Training: models, datasets, loops and evaluation (needs torch: the `train` extra)."""

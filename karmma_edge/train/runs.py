@@ -1,0 +1,62 @@
+"""A training run on disk: run.json (what was trained, on what, with which spec) and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from karmma_edge.errors import KarmmaError
+from karmma_edge.inputs import InputSpec
+from karmma_edge.train.models import Student, create_student
+
+RUN_FILE = "run.json"
+CHECKPOINT = "model.pt"
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_run_info(run_dir: Path, info: dict) -> None:
+    tmp = run_dir / f".{RUN_FILE}.tmp"
+    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    os.replace(tmp, run_dir / RUN_FILE)
+
+
+def read_run_info(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise KarmmaError(f"run directory {run_dir} does not exist; train one with "
+                          f"`karmma-edge train student --config FILE --out {run_dir}`")
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise KarmmaError(f"{path} is missing: {run_dir} is not a finished training run")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise KarmmaError(f"{path} is not valid JSON ({e}); retrain the run") from None
+
+
+def load_student(run_dir: Path) -> tuple[Student, dict]:
+    """The trained student of a run, in eval mode, and its run info."""
+    info = read_run_info(run_dir)
+    ckpt_path = Path(run_dir) / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise KarmmaError(f"{ckpt_path} is missing; retrain the run or point --run at a finished run")
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        student = create_student(info["model"], len(info["classes"]["verb"]), len(info["classes"]["noun"]),
+                                 tuple(info["modalities"]))
+        student.load_state_dict(ckpt["model"])
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
+        raise KarmmaError(f"cannot load the checkpoint {ckpt_path} ({type(e).__name__}: {str(e)[:200]}); "
+                          "it is truncated or from another model: retrain the run") from None
+    if InputSpec.from_dict(info["input_spec"]) != student.spec:
+        raise KarmmaError(f"{run_dir / RUN_FILE} was trained with another input spec than model "
+                          f"{info['model']!r} has now; retrain the run")
+    return student.eval(), info
