@@ -1,0 +1,41 @@
+"""Datasets for karmma-edge: EPIC-100 / SSv2 readers and the built-in synthetic benchmark (no torch).
+
+    from karmma_edge.data import open_dataset, synthesize
+    root = synthesize(Path("data/tiny"), preset="tiny", seed=0)
+    ds = open_dataset(root, "train", InputSpec())
+    clip = ds.load(0)            # clip.inputs["rgb"|"flow"|"audio"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from karmma_edge.data.types import Clip, Segment
+from karmma_edge.errors import DataError
+from karmma_edge.inputs import InputSpec
+
+if TYPE_CHECKING:
+    from karmma_edge.data.epic100 import Epic100Dataset
+
+FORMATS: tuple[str, ...] = ("epic100", "ssv2")
+
+
+def open_dataset(root: Path, split: str, spec: InputSpec, fmt: str = "epic100") -> "Epic100Dataset":
+    """A split of a dataset on disk; `fmt` is "epic100" (also the synthetic data) or "ssv2"."""
+    if fmt == "epic100":
+        from karmma_edge.data.epic100 import Epic100Dataset
+        return Epic100Dataset(Path(root), split, spec)
+    if fmt == "ssv2":
+        from karmma_edge.data.ssv2 import SSv2Dataset
+        return SSv2Dataset(Path(root), split, spec)
+    raise DataError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+
+
+def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True) -> Path:
+    """Write the synthetic benchmark in EPIC-100 layout to `out` (deterministic by seed); returns `out`."""
+    from karmma_edge.data.synth.generate import synthesize as _synthesize
+    return _synthesize(Path(out), preset=preset, seed=seed, progress=progress)
+
+
+__all__ = ["Clip", "Segment", "open_dataset", "synthesize", "FORMATS"]

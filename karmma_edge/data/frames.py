@@ -1,0 +1,114 @@
+"""JPEG frames from EPIC-100 folders or straight from the per-video tar files (no unpacking)."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+class MissingData(Exception):
+    """A frame or sample the clip needs is absent or unreadable; the dataset adds the segment."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def frame_name(frame: int) -> str:
+    return f"frame_{frame:010d}.jpg"
+
+
+def decode_jpeg(data: bytes, where: str, gray: bool) -> np.ndarray:
+    # libjpeg decodes a truncated file into a grey-filled image with only a warning, so check the
+    # end-of-image marker ourselves: a cut-off JPEG must be an error, never a plausible picture.
+    if len(data) < 4 or data[:2] != b"\xff\xd8" or data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        raise MissingData(where, "truncated or not a JPEG")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise MissingData(where, "OpenCV cannot decode it")
+    return img
+
+
+class _Tar:
+    """One tar file indexed once; members are read by offset, so no member is ever extracted."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.index: dict[str, tuple[int, int]] = {}
+        with tarfile.open(path, "r:") as tf:   # plain tar only: compressed tars cannot be seeked
+            for m in tf:
+                if m.isfile():
+                    name = m.name[2:] if m.name.startswith("./") else m.name
+                    self.index[name] = (m.offset_data, m.size)
+        self._fh = None
+        self._pid = -1
+
+    def read(self, member: str) -> bytes:
+        loc = self.index.get(member)
+        if loc is None:
+            raise MissingData(f"{self.path}:{member}", "member not in tar")
+        if self._pid != os.getpid():            # a forked worker must not share the parent's handle
+            self._fh, self._pid = open(self.path, "rb"), os.getpid()
+        self._fh.seek(loc[0])
+        return self._fh.read(loc[1])
+
+
+class FrameStore:
+    """Reads `<root>/<pid>/{rgb,flow}_frames/<vid>/...` from a folder, or from `<vid>.tar` beside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._tars: dict[Path, _Tar | None] = {}
+
+    def _source(self, pid: str, vid: str, kind: str) -> tuple[Path, _Tar | None]:
+        base = self.root / pid / f"{kind}_frames"
+        folder = base / vid
+        if folder.is_dir():
+            return folder, None
+        tar_path = base / f"{vid}.tar"
+        if tar_path not in self._tars:
+            self._tars[tar_path] = _Tar(tar_path) if tar_path.is_file() else None
+        tar = self._tars[tar_path]
+        if tar is None:
+            raise MissingData(str(folder), f"neither the folder nor {tar_path.name} exists")
+        return folder, tar
+
+    def _read(self, pid: str, vid: str, kind: str, member: str, gray: bool) -> np.ndarray:
+        folder, tar = self._source(pid, vid, kind)
+        if tar is not None:
+            return decode_jpeg(tar.read(member), f"{tar.path}:{member}", gray)
+        path = folder / member
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise MissingData(str(path), "file not found") from None
+        except OSError as exc:
+            raise MissingData(str(path), f"unreadable ({exc.strerror})") from None
+        return decode_jpeg(data, str(path), gray)
+
+    def rgb(self, pid: str, vid: str, frame: int) -> np.ndarray:
+        """uint8 [H,W,3] in RGB order."""
+        return cv2.cvtColor(self._read(pid, vid, "rgb", frame_name(frame), gray=False), cv2.COLOR_BGR2RGB)
+
+    def flow(self, pid: str, vid: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """(u, v) uint8 [H,W] each."""
+        name = frame_name(frame)
+        return (self._read(pid, vid, "flow", f"u/{name}", gray=True),
+                self._read(pid, vid, "flow", f"v/{name}", gray=True))
+
+    def has(self, pid: str, vid: str, kind: str) -> bool:
+        base = self.root / pid / f"{kind}_frames"
+        return (base / vid).is_dir() or (base / f"{vid}.tar").is_file()
+
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize the whole frame (never crop: evaluation must see all of it); area filter when shrinking."""
+    if img.shape[0] == height and img.shape[1] == width:
+        return img
+    shrink = img.shape[0] > height or img.shape[1] > width
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

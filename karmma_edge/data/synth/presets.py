@@ -1,0 +1,63 @@
+"""Sizes of the synthetic benchmark: tiny (tests), demo (trains in minutes on CPU), full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from karmma_edge.errors import DataError
+
+# (name, motion, rhythm group): two verbs share each rhythm, so audio alone confuses them.
+VERBS: tuple[tuple[str, str, int], ...] = (
+    ("take", "up", 0), ("put", "down", 0),
+    ("open", "rot_cw", 1), ("close", "rot_ccw", 1),
+    ("wash", "shake_x", 2), ("mix", "circle", 2),
+    ("cut", "shake_y", 3), ("pour", "tilt", 3),
+)
+# Strike rate (hits per second) of each rhythm group.
+RHYTHM_HZ: tuple[float, ...] = (2.5, 4.5, 7.0, 10.5)
+SHAPES: tuple[str, ...] = ("disc", "box", "wedge", "bar")
+MATERIALS: tuple[str, ...] = ("metal", "wood", "glass", "plastic")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    n_verbs: int
+    n_shapes: int
+    n_materials: int
+    train_per_class: int
+    val_per_class: int
+    pretrain_per_class: int
+    width: int
+    height: int
+    seg_frames: tuple[int, int]       # frames per segment, inclusive range
+    segs_per_video: int
+    visual_degraded: float = 0.45     # fraction of clips with a visual degradation
+    audio_degraded: float = 0.35      # fraction of clips with loud background noise
+    flow_bound: float = 8.0           # pixels mapped to 0 / 255 in the flow JPEGs
+    jpeg_quality: int = 90
+
+    @property
+    def n_nouns(self) -> int:
+        return self.n_shapes * self.n_materials
+
+    @property
+    def n_classes(self) -> int:
+        return self.n_verbs * self.n_nouns
+
+
+PRESETS: dict[str, Preset] = {
+    # 3 verbs x 4 nouns = 12 actions: 48 train / 24 validation / 72 pretrain clips, 64x64.
+    "tiny": Preset("tiny", 3, 2, 2, 4, 2, 6, 64, 64, (12, 18), 6),
+    # 6 verbs x 6 nouns = 36 actions: 792 / 252 / 1800 clips, 96x96.
+    "demo": Preset("demo", 6, 3, 2, 22, 7, 50, 96, 96, (18, 28), 12),
+    # 8 verbs x 9 nouns = 72 actions: 4320 / 1440 / 8640 clips, 128x128.
+    "full": Preset("full", 8, 3, 3, 60, 20, 120, 128, 128, (24, 40), 16),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise DataError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
