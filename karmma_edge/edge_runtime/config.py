@@ -1,0 +1,125 @@
+"""`karmma-edge serve` configuration: a YAML file validated up front (pydantic names the bad field),
+with command-line options laid over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from karmma_edge.edge_runtime.content import ContentThresholds
+from karmma_edge.edge_runtime.liveness import LivenessThresholds
+from karmma_edge.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")   # a misspelt key is an error, not a silent default
+
+
+class SourcesConfig(_Section):
+    rgb: str = "none"
+    audio: str = "none"
+    realtime: bool = True          # pace file sources at their own rate; False: as fast as possible
+    loop: bool = False             # file sources start over at their end (soak tests, demos)
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"        # loopback unless the user opens it up
+    port: int = Field(8080, ge=0, le=65535)
+    token: Optional[str] = None    # bearer token required by POST endpoints when set
+    sse_keepalive_s: float = Field(10.0, gt=0)
+
+
+class InferenceConfig(_Section):
+    stride_s: float = Field(0.5, gt=0)         # one window every stride
+    window_s: Optional[float] = Field(None, gt=0)   # frames spread over this; default: the audio window
+    queue_size: int = Field(4, ge=1)           # pending windows; when full the oldest is dropped
+    top_k: int = Field(5, ge=1)
+    threads: int = Field(2, ge=1)              # ONNX Runtime intra-op threads
+    warmup_runs: int = Field(2, ge=1)
+
+
+class SelectorConfig(_Section):
+    upgrade_hold_s: float = Field(1.0, ge=0)
+
+
+class LivenessConfig(_Section):
+    stall_timeout_s: float = Field(1.0, gt=0)
+    recover_s: float = Field(0.3, ge=0)
+    black_s: float = Field(1.0, ge=0)
+    frozen_s: float = Field(3.0, ge=0)
+    silence_s: float = Field(2.0, ge=0)
+    clipping_s: float = Field(1.0, ge=0)
+    flow_max_lag_s: float = Field(0.5, gt=0)
+    black_level: float = Field(10.0, ge=0, le=255)
+    frozen_max_diff: float = Field(0.1, ge=0)
+    silence_dbfs: float = Field(-60.0, le=0)
+    clip_level: float = Field(0.999, gt=0, le=1)
+    clip_fraction: float = Field(0.01, ge=0, le=1)
+
+    def thresholds(self) -> LivenessThresholds:
+        return LivenessThresholds(
+            stall_timeout_s=self.stall_timeout_s, recover_s=self.recover_s,
+            bad_content_s={"black": self.black_s, "frozen": self.frozen_s,
+                           "silence": self.silence_s, "clipping": self.clipping_s},
+            flow_max_lag_s=self.flow_max_lag_s)
+
+    def content(self) -> ContentThresholds:
+        return ContentThresholds(black_level=self.black_level, frozen_max_diff=self.frozen_max_diff,
+                                 silence_dbfs=self.silence_dbfs, clip_level=self.clip_level,
+                                 clip_fraction=self.clip_fraction)
+
+
+class FlowConfig(_Section):
+    # EPIC encoding bound (pixels mapped to 0 and 255); must equal the training data's
+    # (`flow_bound_px` in the synthetic dataset's KARMMA_synth.json). Used when the manifest lacks it.
+    bound_px: float = Field(8.0, gt=0)
+
+
+class ServeConfig(_Section):
+    backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    precision: Literal["int8", "fp32"] = "int8"
+    engine_cache: Optional[Path] = None         # TensorRT plans (default: the backend's cache dir)
+    dla_core: Optional[int] = None
+    jsonl: Optional[Path] = None
+    sources: SourcesConfig = SourcesConfig()
+    http: HttpConfig = HttpConfig()
+    inference: InferenceConfig = InferenceConfig()
+    selector: SelectorConfig = SelectorConfig()
+    liveness: LivenessConfig = LivenessConfig()
+    flow: FlowConfig = FlowConfig()
+
+
+def _describe(e: ValidationError, where: str) -> str:
+    lines = [f"{where}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in e.errors()]
+    return "invalid serve config\n  " + "\n  ".join(lines)
+
+
+def load_serve_config(path: Path | None, overrides: dict | None = None) -> ServeConfig:
+    """The config file (if any) with `overrides` ({"section.key": value}, None = not given) on top."""
+    data: dict = {}
+    where = "command line"
+    if path is not None:
+        where = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"--config {path} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must be a YAML mapping of settings, found {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, where)) from None

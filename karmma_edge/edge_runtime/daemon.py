@@ -1,0 +1,230 @@
+"""`karmma-edge serve`: sensors -> liveness -> profile -> engine -> predictions, with an HTTP API.
+
+Everything that can be wrong with the user's input (config, sources, bundle, engines, the HTTP
+address) is checked in the constructor, before any thread starts, so it fails fast with exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from karmma_edge.bundle import Bundle
+from karmma_edge.edge_runtime.backends import Engine, create_engine
+from karmma_edge.edge_runtime.clock import Clock
+from karmma_edge.edge_runtime.config import ServeConfig
+from karmma_edge.edge_runtime.events import EventHub, JsonLinesSink
+from karmma_edge.edge_runtime.http_api import ApiServer
+from karmma_edge.edge_runtime.inference import InferenceWorker
+from karmma_edge.edge_runtime.liveness import LivenessMonitor
+from karmma_edge.edge_runtime.rings import AudioRing, FrameRing
+from karmma_edge.edge_runtime.selector import ProfileSelector
+from karmma_edge.edge_runtime.sensors import CameraSensor, FlowWorker, MicSensor, SensorThread, WavFileSensor
+from karmma_edge.edge_runtime.sources import parse_source
+from karmma_edge.edge_runtime.telemetry import RuntimeMetrics
+from karmma_edge.edge_runtime.windows import PendingWindows, WindowAssembler, WindowScheduler
+from karmma_edge.errors import ConfigError
+from karmma_edge.profiles import MODALITIES
+
+log = logging.getLogger(__name__)
+
+MAX_CAMERA_FPS = 120     # sizes the frame rings: enough frames for one window at any real camera rate
+SHUTDOWN_JOIN_S = 0.5    # per thread; all threads poll their stop event at least every 0.1 s
+
+
+def open_engines(bundle: Bundle, cfg: ServeConfig) -> dict[str, Engine]:
+    """Every profile's engine, activated and warmed up, so a switch costs no load and no first-call
+    slowness."""
+    if cfg.backend == "tensorrt":
+        from karmma_edge.edge_runtime.backends.tensorrt import open_bundle_engines
+
+        engines: dict[str, Engine] = dict(open_bundle_engines(bundle.root, cfg.precision, cfg.engine_cache,
+                                                              cfg.dla_core))
+    else:
+        engines = {p: create_engine("onnxruntime", bundle.artifact(p, cfg.precision), threads=cfg.inference.threads)
+                   for p in bundle.profiles}
+    for profile, engine in engines.items():
+        engine.activate()
+        feed = {t.name: np.zeros([1 if isinstance(d, str) else d for d in t.shape], t.dtype) for t in engine.inputs}
+        for _ in range(cfg.inference.warmup_runs):
+            engine.infer(feed)
+        log.info("engine %s ready (%s, %s)", profile, cfg.backend, cfg.precision)
+    return engines
+
+
+class Daemon:
+    def __init__(self, bundle_dir: Path, cfg: ServeConfig):
+        self.cfg = cfg
+        self.clock = Clock()
+        self.started_at = self.clock.now()
+        self.stop_event = threading.Event()
+        self.metrics = RuntimeMetrics()
+        self.failure: BaseException | None = None
+        self.token = cfg.http.token
+        self.sse_keepalive_s = cfg.http.sse_keepalive_s
+
+        self.bundle = Bundle(bundle_dir)
+        spec = self.spec = self.bundle.manifest.spec
+        self.sources = {"rgb": parse_source(cfg.sources.rgb, "rgb"), "audio": parse_source(cfg.sources.audio, "audio")}
+        self.sources["flow"] = self.sources["rgb"]
+        has_camera = self.sources["rgb"].kind != "none" and ({"rgb", "flow"} & set(spec.modalities))
+        has_mic = self.sources["audio"].kind != "none" and "audio" in spec.modalities
+        if not has_camera and not has_mic:
+            raise ConfigError(f"no usable source: this model takes {'+'.join(spec.modalities)}; give --rgb "
+                              "and/or --audio (e.g. --rgb cam:0 --audio mic:default)")
+        sensors = (["rgb"] + (["flow"] if "flow" in spec.modalities else []) if has_camera else []) + \
+                  (["audio"] if has_mic else [])
+        self.monitor = LivenessMonitor(sensors, cfg.liveness.thresholds())
+        self._muted: set[str] = set()
+
+        window_s = cfg.inference.window_s or spec.audio_seconds
+        ring_frames = math.ceil(window_s * MAX_CAMERA_FPS) + 8
+        self.frame_rings = {"rgb": FrameRing(ring_frames), "flow": FrameRing(ring_frames)}
+        self.audio_ring = AudioRing(spec.audio_samples)
+        self.threads: list[threading.Thread] = []
+        self.camera: CameraSensor | None = None
+        self.audio: SensorThread | None = None
+        content = cfg.liveness.content()
+        if has_camera:
+            flow = None
+            if "flow" in sensors:
+                bound = float(self.bundle.manifest.input_spec.get("flow_bound_px", cfg.flow.bound_px))
+                flow = FlowWorker(self.frame_rings["flow"], self.monitor, bound, spec.height, spec.width,
+                                  self.stop_event, on_skip=self.metrics.flow_skipped.inc)
+            self.camera = CameraSensor(self.sources["rgb"], self.frame_rings["rgb"], self.monitor, self.clock,
+                                       self.stop_event, spec.height, spec.width, content,
+                                       realtime=cfg.sources.realtime, loop=cfg.sources.loop, flow=flow,
+                                       stall_timeout_s=cfg.liveness.stall_timeout_s)
+            self.threads += [self.camera] + ([flow] if flow else [])
+        if has_mic:
+            src = self.sources["audio"]
+            if src.kind == "file":
+                self.audio = WavFileSensor(src, spec.sample_rate, self.audio_ring, self.monitor, self.clock,
+                                           self.stop_event, content, realtime=cfg.sources.realtime,
+                                           loop=cfg.sources.loop)
+            else:
+                self.audio = MicSensor(src, spec.sample_rate, self.audio_ring, self.monitor, self.clock,
+                                       self.stop_event, content)
+            self.threads.append(self.audio)
+
+        self.engines = open_engines(self.bundle, cfg)
+        self.selector = ProfileSelector(self.bundle.profiles, upgrade_hold_s=cfg.selector.upgrade_hold_s)
+        self.pending = PendingWindows(cfg.inference.queue_size)
+        self.hub = EventHub(on_drop=self.metrics.sse_dropped.inc)
+        self.sink = JsonLinesSink(cfg.jsonl) if cfg.jsonl else None
+        assembler = WindowAssembler(spec, window_s, self.frame_rings, self.audio_ring)
+        self.scheduler = WindowScheduler(self.monitor, self.selector, assembler, self.pending, self.metrics,
+                                         self.clock, cfg.inference.stride_s, self.stop_event)
+        self.worker = InferenceWorker(self.engines, self.bundle.manifest.classes, self.pending, self.hub, self.sink,
+                                      self.metrics, self.clock, cfg.inference.top_k, self.stop_event)
+        self.threads += [self.scheduler, self.worker]
+        try:
+            self.server = ApiServer(cfg.http.host, cfg.http.port, self)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {cfg.http.host}:{cfg.http.port} ({e.strerror or e}); "
+                              "choose another address with --http HOST:PORT") from None
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT (exit status 0) or an internal failure (1)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        threading.excepthook = self._thread_failed
+        server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                         name="http", daemon=True)
+        for t in self.threads + [server_thread]:
+            t.start()
+        print(f"karmma-edge serve: listening on {self.address}", flush=True)
+        log.info("profiles %s; sensors %s", ", ".join(self.bundle.profiles), ", ".join(self.monitor.sensors))
+        while not self.stop_event.wait(0.5):
+            pass
+        self.shutdown()
+        return 1 if self.failure is not None else 0
+
+    def _thread_failed(self, args: threading.ExceptHookArgs) -> None:
+        log.error("thread %s failed", args.thread.name if args.thread else "?",
+                  exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        self.failure = args.exc_value
+        self.stop_event.set()
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        self.server.shutdown()
+        self.hub.close()
+        self.pending.close()
+        for t in self.threads:
+            t.join(SHUTDOWN_JOIN_S)
+        if self.sink is not None:
+            self.sink.close()
+        self.server.server_close()
+        for engine in self.engines.values():
+            engine.deactivate()
+
+    # --- what the HTTP API asks for ---------------------------------------------------------------
+
+    def health(self) -> dict:
+        now = self.clock.now()
+        verdicts, states = self.monitor.verdicts(now), self.monitor.states()
+        live = self.monitor.live(now)
+        sensors = {}
+        for name in self.spec.modalities:
+            src = self.sources[name]
+            entry: dict = {"source": src.text if name != "flow" else f"derived from {src.text}"}
+            if name in states:
+                s, v = states[name], verdicts[name]
+                entry.update(live=name in live, reason=v.reason, muted=s.muted,
+                             last_data_age_s=None if s.last_beat is None else round(now - s.last_beat, 3),
+                             ended_at=None if s.ended_at is None else round(self.clock.wall(s.ended_at), 4))
+            else:
+                entry.update(live=False, reason="no source", muted=False, last_data_age_s=None, ended_at=None)
+            if name == "audio" and self.audio is not None:
+                level = self.audio.level_dbfs
+                entry["level_dbfs"] = None if level is None else round(level, 1)
+            sensors[name] = entry
+        last = self.worker.last_prediction
+        return {
+            "status": "ok" if self.selector.current else "idle",
+            "live": [m for m in MODALITIES if m in live],
+            "muted": sorted(self._muted),
+            "active_profile": self.selector.current,
+            "sensors": sensors,
+            "profiles": self.bundle.profiles,
+            "backend": self.cfg.backend, "precision": self.cfg.precision,
+            "uptime_s": round(now - self.started_at, 3),
+            "windows": self.scheduler.seq,
+            "predictions": self.worker.predictions,
+            "dropped_windows": self.scheduler.dropped,
+            "last_prediction_seq": None if last is None else last.seq,
+        }
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+    def set_sensor_enabled(self, name: str, enabled: bool) -> dict:
+        if name not in self.monitor.sensors:
+            raise KeyError(f"no sensor {name!r}; this daemon has: {', '.join(self.monitor.sensors)}")
+        (self._muted.discard if enabled else self._muted.add)(name)
+        now = self.clock.now()
+        for sensor in self.monitor.sensors:
+            # Flow is computed from the camera: muting the camera mutes flow too (privacy).
+            muted = sensor in self._muted or (sensor == "flow" and "rgb" in self._muted)
+            if muted != self.monitor.is_muted(sensor):
+                self.monitor.set_muted(sensor, muted, now)
+                if muted:   # drop what was captured: a muted sensor's data must not reach a window
+                    (self.audio_ring if sensor == "audio" else self.frame_rings[sensor]).clear()
+        log.info("sensor %s %s via the API", name, "enabled" if enabled else "muted")
+        return {"sensor": name, "enabled": enabled, "muted": sorted(self._muted)}
+
+    def sse_clients_changed(self, delta: int) -> None:
+        self.metrics.sse_clients.inc(delta)
