@@ -1,7 +1,8 @@
-"""`karmma-edge train ...` commands. torch is imported inside each command, not at import time."""
+"""`karmma-edge train ...`, `eval` and `reproduce`. torch is imported inside each command, not at import time."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -9,24 +10,84 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="Train extractors, the teacher or the student.")
 
+CONFIG = typer.Option(..., "--config", help="YAML training config (see configs/)")
+OUT = typer.Option(..., "--out", help="run directory to write (an unfinished one resumes)")
+DATA = typer.Option(None, "--data", help="dataset root (overrides the config's `data`)")
+SEED = typer.Option(None, "--seed")
+
+
+@app.command("extractors")
+def train_extractors_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Path] = DATA,
+                         seed: Optional[int] = SEED) -> None:
+    """Pre-train the teacher's per-modality extractors (frozen afterwards)."""
+    from karmma_edge.train.config import ExtractorsConfig, load_config
+    from karmma_edge.train.pretrain import train_extractors
+
+    info = train_extractors(load_config(config, ExtractorsConfig, data=data, seed=seed), out)
+    typer.echo(f"{out}: held-out action top-1 per modality "
+               + ", ".join(f"{k.split('_')[0]} {v:.1f}%" for k, v in info["metrics"].items() if k.endswith("top1")))
+
+
+@app.command("teacher")
+def train_teacher_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Path] = DATA,
+                      seed: Optional[int] = SEED,
+                      extractors: Optional[Path] = typer.Option(None, "--extractors", help="a `train extractors` run")) -> None:
+    """Train the teacher's fusion block on frozen extractors' cached tokens."""
+    from karmma_edge.train.config import TeacherConfig, load_config
+    from karmma_edge.train.teacher import train_teacher
+
+    info = train_teacher(load_config(config, TeacherConfig, data=data, seed=seed, extractors=extractors), out)
+    typer.echo(f"{out}: held-out action top-1 {info['metrics'].get('action_top1', float('nan')):.1f}%")
+
 
 @app.command("student")
-def train_student_cmd(
-    config: Path = typer.Option(..., "--config", help="YAML training config (see configs/)"),
-    out: Path = typer.Option(..., "--out", help="run directory to write"),
-    data: Optional[Path] = typer.Option(None, "--data", help="dataset root (overrides the config's `data`)"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-) -> None:
-    """Train the student with cross-entropy and modality dropout."""
-    from karmma_edge.train.config import load_config
+def train_student_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Path] = DATA,
+                      seed: Optional[int] = SEED,
+                      teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher run: distil (KARMMA_S)")) -> None:
+    """Train the student: cross-entropy with modality dropout, or distilled from --teacher."""
+    from karmma_edge.train import distributed
+    from karmma_edge.train.config import TrainConfig, load_config
     from karmma_edge.train.loop import train_student
 
-    cfg = load_config(config, data=data, seed=seed)
-    info = train_student(cfg, out)
-    m = info["metrics"]
-    typer.echo(f"{out}: held-out action top-1 {m['action_top1']:.1f}% "
-               f"(verb {m['verb_top1']:.1f}, noun {m['noun_top1']:.1f})")
+    info = train_student(load_config(config, TrainConfig, data=data, seed=seed, teacher=teacher), out)
+    if distributed.is_main():
+        m = info["metrics"]
+        typer.echo(f"{out}: held-out action top-1 {m['action_top1']:.1f}% "
+                   f"(verb {m['verb_top1']:.1f}, noun {m['noun_top1']:.1f})")
+
+
+def eval_cmd(run: Path = typer.Option(..., "--run", help="student or teacher run directory"),
+             json_out: Optional[Path] = typer.Option(None, "--json", help="write the results here"),
+             draws: int = typer.Option(20, "--draws", min=1, help="seeded draws per drop probability")) -> None:
+    """Top-1 for every subset of modalities and the drop-probability curve, on the held-out split."""
+    from karmma_edge.train.evaluate import evaluate_run
+    from karmma_edge.train.reproduce import _label
+
+    result = evaluate_run(run, draws)
+    for profile, r in result["subsets"].items():
+        typer.echo(f"{_label(profile):>6}  action {r['action_top1']:5.1f}  verb {r['verb_top1']:5.1f}  "
+                   f"noun {r['noun_top1']:5.1f}")
+    typer.echo("p      " + " ".join(f"{p:>5}" for p in result["curve"]))
+    typer.echo("action " + " ".join(f"{v:5.1f}" for v in result["curve"].values()))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def reproduce_cmd(preset: str = typer.Option("demo", "--preset", help="smoke | demo | full"),
+                  seed: int = typer.Option(0, "--seed", help="seeds the data and every training run"),
+                  out: Path = typer.Option(..., "--out", help="directory for data, runs and results"),
+                  threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads")) -> None:
+    """Data, extractors, teacher, baselines and KARMMA_S, evaluation: paper-style tables and plots."""
+    import logging
+
+    from karmma_edge.train.reproduce import reproduce
+
+    logging.getLogger("karmma_edge").setLevel(logging.INFO)
+    reproduce(preset, out, seed, threads=threads)
+    typer.echo((out / "results.md").read_text())
 
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="train")
+    root.command("eval")(eval_cmd)
+    root.command("reproduce")(reproduce_cmd)

@@ -1,23 +1,34 @@
-"""Train the student with cross-entropy and modality dropout; checkpoints every epoch and resumes."""
+"""The training loop every stage shares (extractors, teacher, students), and the student's training.
+
+`fit` owns what makes a run repeatable and resumable: seeds, one generator for batch order and
+modality dropout, a checkpoint every epoch holding model, optimiser, schedule and every RNG state,
+and torchrun's data-parallel sharding (every process draws the same global batch, takes its share).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from karmma_edge.data.arrays import SplitArrays, load_split
 from karmma_edge.errors import KarmmaError
 from karmma_edge.metrics import top1
-from karmma_edge.train.config import TrainConfig
+from karmma_edge.train import distributed as dist
+from karmma_edge.train.config import Optim, TrainConfig
 from karmma_edge.train.models import Student, config_dict, create_student
 from karmma_edge.train.runs import CHECKPOINT, save_atomic, write_run_info
 
 log = logging.getLogger(__name__)
+
+# (model, this process's batch index, its present mask or None) -> loss
+LossFn = Callable[[nn.Module, np.ndarray, "torch.Tensor | None"], torch.Tensor]
 
 
 def draw_present(batch: int, num_modalities: int, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -30,97 +41,170 @@ def draw_present(batch: int, num_modalities: int, p: float, gen: torch.Generator
     return present
 
 
-def batch_inputs(arrays: SplitArrays, index: np.ndarray, modalities) -> dict[str, torch.Tensor]:
-    return {m: torch.from_numpy(arrays.inputs[m][index]) for m in modalities}
+def batch_inputs(arrays: SplitArrays, index: np.ndarray, modalities, device=None) -> dict[str, torch.Tensor]:
+    return {m: torch.from_numpy(arrays.inputs[m][index]).to(device) for m in modalities}
+
+
+class Interrupted(Exception):
+    """Raised by `fit(stop_after=...)`: the run stopped on purpose after a checkpoint."""
+
+
+def prepare(cfg: Optim, out: Path) -> torch.device:
+    """Process group, threads and seeds for a run writing to `out`."""
+    if cfg.data is None:
+        raise KarmmaError("no dataset: set `data:` in the config or pass --data ROOT")
+    device = dist.setup()
+    torch.set_num_threads(cfg.threads or dist.default_threads())
+    torch.manual_seed(cfg.seed)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return device
+
+
+def cache_dir(cfg: Optim, out: Path) -> Path:
+    return Path(cfg.cache_dir) if cfg.cache_dir else Path(out) / "cache"
+
+
+def fit(model: nn.Module, n_train: int, num_modalities: int, dropout: float, loss_fn: LossFn,
+        evaluate: Callable[[nn.Module], dict], cfg: Optim, out: Path, description: str,
+        device: torch.device, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+    """Train `model` for cfg.epochs; resume from out/model.pt if it holds this config's unfinished run.
+
+    Returns the per-epoch history (held-out metrics from `evaluate`). `stop_after` ends the process's
+    work after that many epochs of this call, checkpoint written, as a kill would (tests of resume).
+    """
+    out = Path(out)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = max(1, n_train // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    config = cfg.model_dump(mode="json")
+    start, history = 0, []
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt.get("config") == config and ckpt.get("epoch", cfg.epochs) < cfg.epochs:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            gen.set_state(ckpt["generator"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            start, history = ckpt["epoch"], ckpt["history"]
+            log.info("resuming %s from epoch %d", out, start)
+    trained = dist.wrap(model, device)
+
+    from rich.progress import Progress
+
+    with Progress(disable=not (progress and dist.is_main()), transient=True) as bar:
+        task = bar.add_task(description, total=cfg.epochs * steps, completed=start * steps)
+        for epoch in range(start, cfg.epochs):
+            if stop_after is not None and epoch - start >= stop_after:
+                raise Interrupted(f"stopped after epoch {epoch} as asked; rerun to resume")
+            model.train()
+            order = torch.randperm(n_train, generator=gen).numpy()
+            t0, total = time.time(), 0.0
+            for step in range(steps):
+                index = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                # Drawn for the whole global batch on every process, so processes stay in step.
+                present = draw_present(len(index), num_modalities, dropout, gen) if dropout > 0 else None
+                index = dist.shard(index)
+                present = None if present is None else dist.shard(present).to(device)
+                loss = loss_fn(trained, index, present)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach())
+                bar.advance(task)
+            if dist.is_main():
+                metrics = evaluate(model)
+                history.append({"epoch": epoch + 1, "loss": total / steps, **metrics})
+                log.info("%s: epoch %d loss %.3f %s (%.0fs)", description, epoch + 1, total / steps,
+                         {k: round(v, 1) for k, v in metrics.items()}, time.time() - t0)
+                save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                             "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                             "history": history, "config": config}, ckpt_path)
+            dist.barrier()
+    return history
 
 
 @torch.no_grad()
 def predict(student: Student, arrays: SplitArrays, modalities, batch_size: int = 64):
     """Logits of the student on every clip with only `modalities` present."""
     student.eval()
+    device = next(student.parameters()).device
     verbs, nouns = [], []
     for start in range(0, len(arrays), batch_size):
         index = np.arange(start, min(start + batch_size, len(arrays)))
-        v, n = student(batch_inputs(arrays, index, modalities))
-        verbs.append(v.numpy())
-        nouns.append(n.numpy())
+        v, n = student(batch_inputs(arrays, index, modalities, device))
+        verbs.append(v.cpu().numpy())
+        nouns.append(n.cpu().numpy())
     return np.concatenate(verbs), np.concatenate(nouns)
 
 
-def train_student(cfg: TrainConfig, out: Path, progress: bool = True) -> dict:
-    if cfg.data is None:
-        raise KarmmaError("no dataset: set `data:` in the config or pass --data ROOT")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, alpha: float, t: float) -> torch.Tensor:
+    """a * T^2 * KL(teacher || student) + (1 - a) * CE, with both distributions softened by T."""
+    kl = F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1),
+                  reduction="batchmean", log_target=True)
+    return alpha * t * t * kl + (1 - alpha) * F.cross_entropy(student, target)
+
+
+def method_of(cfg: TrainConfig) -> str:
+    if cfg.teacher is not None:
+        return "karmma_s"
+    return "baseline_dropout" if cfg.modality_dropout > 0 else "baseline"
+
+
+def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train a student: CE (baselines) or distillation from `cfg.teacher` (KARMMA_S)."""
+    device = prepare(cfg, out)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
     from karmma_edge.data import open_dataset
     from karmma_edge.train.models import model_config
 
     spec = model_config(cfg.model).spec
     meta = open_dataset(cfg.data, "train", spec, cfg.format)
-    cache = out / "cache"
+    cache = cache_dir(cfg, out)
     train = load_split(cfg.data, "train", spec, cfg.format, cache_dir=cache, progress=progress,
                        description="decoding training clips")
     val = load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache, progress=progress,
                      description="decoding held-out clips")
     modalities = tuple(train.inputs)
     student = create_student(cfg.model, len(meta.verb_classes), len(meta.noun_classes), modalities)
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.15)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    start_epoch = 0
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt.get("config") == cfg.model_dump(mode="json") and ckpt["epoch"] < cfg.epochs:
-            student.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-            gen.set_state(ckpt["generator"])
-            start_epoch = ckpt["epoch"]
-            log.info("resuming %s from epoch %d", out, start_epoch)
+    verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)
 
-    from rich.progress import Progress
+    teacher = None
+    if cfg.teacher is not None:
+        from karmma_edge.train.teacher import load_teacher_with_tokens
 
-    history = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("training student", total=cfg.epochs * steps_per_epoch,
-                            completed=start_epoch * steps_per_epoch)
-        for epoch in range(start_epoch, cfg.epochs):
-            student.train()
-            order = torch.randperm(len(train), generator=gen).numpy()
-            t0, total = time.time(), 0.0
-            for step in range(steps_per_epoch):
-                index = np.sort(order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
-                present = draw_present(len(index), len(modalities), cfg.modality_dropout, gen)
-                v, n = student(batch_inputs(train, index, modalities), present)
-                loss = F.cross_entropy(v, torch.from_numpy(train.verb[index])) + \
-                    F.cross_entropy(n, torch.from_numpy(train.noun[index]))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss)
-                bar.advance(task)
-            metrics = top1(*predict(student, val, modalities), val.verb, val.noun)
-            history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, **metrics})
-            log.info("epoch %d loss %.3f action %.1f (%.0fs)", epoch + 1, total / steps_per_epoch,
-                     metrics["action_top1"], time.time() - t0)
-            save_atomic({"model": student.state_dict(), "optimizer": opt.state_dict(),
-                         "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                         "epoch": epoch + 1, "config": cfg.model_dump(mode="json")}, ckpt_path)
+        teacher, tokens = load_teacher_with_tokens(cfg.teacher, cfg.data, "train", cfg.format, train.ids,
+                                                   modalities, cache, progress)
+        teacher.to(device)
 
+    def loss_fn(model: nn.Module, index: np.ndarray, present: torch.Tensor | None) -> torch.Tensor:
+        v, n = model(batch_inputs(train, index, modalities, device), present)
+        if teacher is None:
+            return F.cross_entropy(v, verb[index]) + F.cross_entropy(n, noun[index])
+        with torch.no_grad():      # the teacher sees the same dropped subset, on its cached tokens
+            tv, tn = teacher({m: torch.from_numpy(tokens[m][index]).to(device) for m in modalities}, present)
+        a, t = cfg.kd_alpha, cfg.kd_temperature
+        return kd_loss(v, tv, verb[index], a, t) + kd_loss(n, tn, noun[index], a, t)
+
+    method = method_of(cfg)
+    history = fit(student, len(train), len(modalities), cfg.modality_dropout, loss_fn,
+                  lambda model: top1(*predict(model, val, modalities), val.verb, val.noun),
+                  cfg, out, f"training {method}", device, progress, stop_after)
     info = {
-        "kind": "student", "method": "baseline_dropout" if cfg.modality_dropout > 0 else "baseline",
+        "kind": "student", "method": method,
         "model": cfg.model, "model_config": config_dict(cfg.model), "modalities": list(modalities),
         "classes": {"verb": meta.verb_classes, "noun": meta.noun_classes},
         "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
         "config": cfg.model_dump(mode="json"), "history": history,
         "metrics": history[-1] if history else {},
     }
-    write_run_info(out, info)
+    if dist.is_main():
+        write_run_info(out, info)
+    dist.barrier()
     return info

@@ -64,13 +64,13 @@ class ShiftConv(nn.Module):
 class FrameExtractor(nn.Module):
     """uint8 frames [B,T,H,W,C] -> one token per frame [B,T,D]: 2D convs with temporal shifts."""
 
-    def __init__(self, channels_in: int, widths: tuple[int, ...], spec: InputSpec, mean, std):
+    def __init__(self, channels_in: int, widths: tuple[int, ...], spec: InputSpec, mean, std, blocks: int = 1):
         super().__init__()
         self.frames = spec.frames
         self.norm = FrameNormalizer(mean, std)
         layers: list[nn.Module] = [conv_bn_relu(channels_in, widths[0], stride=2)]
         for cin, cout in zip(widths[:-1], widths[1:]):
-            layers += [conv_bn_relu(cin, cout, stride=2), ShiftConv(cout, spec.frames)]
+            layers += [conv_bn_relu(cin, cout, stride=2), *[ShiftConv(cout, spec.frames) for _ in range(blocks)]]
         self.body = nn.Sequential(*layers)
         self.dim = widths[-1]
 
@@ -83,13 +83,13 @@ class FrameExtractor(nn.Module):
 class AudioExtractor(nn.Module):
     """PCM [B,S] -> log-mel -> 2D CNN -> tokens along time [B,n,D]."""
 
-    def __init__(self, widths: tuple[int, ...], spec: InputSpec):
+    def __init__(self, widths: tuple[int, ...], spec: InputSpec, blocks: int = 1):
         super().__init__()
         self.logmel = LogMel(spec)
         self.norm = nn.BatchNorm2d(1)        # learned standardisation of the log-mel
         layers: list[nn.Module] = [conv_bn_relu(1, widths[0], stride=2)]
         for cin, cout in zip(widths[:-1], widths[1:]):
-            layers += [conv_bn_relu(cin, cout, stride=2), conv_bn_relu(cout, cout)]
+            layers += [conv_bn_relu(cin, cout, stride=2), *[conv_bn_relu(cout, cout) for _ in range(blocks)]]
         self.body = nn.Sequential(*layers)
         self.dim = widths[-1]
         with torch.no_grad():
@@ -237,6 +237,10 @@ MODELS: dict[str, StudentConfig] = {
     "student-xs": StudentConfig(frame_widths=(8, 16, 32), audio_widths=(8, 16, 32), fusion_dim=32,
                                 fusion_depth=1, fusion_heads=2,
                                 spec=InputSpec(frames=4, height=32, width=32, audio_seconds=0.5)),
+    # The KARMMA_S student of `reproduce --preset demo`: 4 frames of 48x48, sized so that three
+    # students and a teacher train in minutes on a 2-core CPU.
+    "student-m": StudentConfig(frame_widths=(16, 32, 64), audio_widths=(16, 32, 64), fusion_dim=64,
+                               fusion_depth=1, fusion_heads=4, spec=InputSpec(frames=4, height=48, width=48)),
 }
 
 

@@ -1,0 +1,195 @@
+"""The teacher's frozen per-modality extractors: raw sensor input -> a sequence of tokens [B, n, D].
+
+Two sources (DESIGN section 1): a file the user brings (torch.export `.pt2`, TorchScript, or ONNX,
+each taking the raw input of DESIGN section 5 and returning [B, n, D]), or networks pre-trained here
+by `karmma-edge train extractors` as unimodal verb/noun classifiers on a larger pool of clips than
+the student sees. Either way a `TokenSource` carries the checksum that keys the token cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from karmma_edge.errors import KarmmaError
+from karmma_edge.inputs import InputSpec
+from karmma_edge.profiles import MODALITIES
+from karmma_edge.train.models import MODELS, AudioExtractor, FrameExtractor
+
+
+# ------------------------------------------------------------------------------- trained extractors
+@dataclass(frozen=True)
+class ExtractorConfig:
+    frame_widths: tuple[int, ...]
+    audio_widths: tuple[int, ...]
+    blocks: int                       # convolutions per stage after the strided one
+    spec: InputSpec = field(default_factory=InputSpec)
+
+
+# Each reads the clips of the student it teaches (same spec), at 4-6x the student's FLOPs.
+EXTRACTORS: dict[str, ExtractorConfig] = {
+    "teacher-xs": ExtractorConfig((16, 32, 64), (16, 32, 64), 2, MODELS["student-xs"].spec),
+    "teacher-m": ExtractorConfig((32, 64, 128), (32, 64, 128), 2, MODELS["student-m"].spec),
+    "teacher-s": ExtractorConfig((48, 96, 192), (48, 96, 192), 2, MODELS["student-s"].spec),
+}
+
+
+def extractor_config(name: str) -> ExtractorConfig:
+    if name not in EXTRACTORS:
+        raise KarmmaError(f"unknown extractor model {name!r}; registered: {', '.join(EXTRACTORS)}")
+    return EXTRACTORS[name]
+
+
+def build_extractor(cfg: ExtractorConfig, modality: str) -> nn.Module:
+    spec = cfg.spec
+    if modality == "rgb":
+        return FrameExtractor(3, cfg.frame_widths, spec, spec.rgb_mean, spec.rgb_std, cfg.blocks)
+    if modality == "flow":
+        return FrameExtractor(2, cfg.frame_widths, spec, (spec.flow_mean,) * 2, (spec.flow_std,) * 2, cfg.blocks)
+    return AudioExtractor(cfg.audio_widths, spec, cfg.blocks)
+
+
+class UnimodalClassifiers(nn.Module):
+    """One extractor per modality, each with its own verb and noun heads on its mean-pooled tokens."""
+
+    def __init__(self, cfg: ExtractorConfig, modalities: tuple[str, ...], num_verbs: int, num_nouns: int):
+        super().__init__()
+        self.modalities = tuple(m for m in MODALITIES if m in modalities)
+        self.extractors = nn.ModuleDict({m: build_extractor(cfg, m) for m in self.modalities})
+        self.heads = nn.ModuleDict({m: nn.Linear(e.dim, num_verbs + num_nouns) for m, e in self.extractors.items()})
+        self.num_verbs = num_verbs
+
+    def forward(self, inputs: dict[str, torch.Tensor], present=None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        out = {}
+        for m in self.modalities:
+            z = self.heads[m](self.extractors[m](inputs[m]).mean(dim=1))
+            out[m] = (z[:, :self.num_verbs], z[:, self.num_verbs:])
+        return out
+
+
+def extractor_file(run_dir: Path, modality: str) -> Path:
+    return Path(run_dir) / f"extractor-{modality}.pt"
+
+
+# ------------------------------------------------------------------------------------ token sources
+def file_checksum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class TokenSource:
+    """A frozen extractor for one modality; `tokens(batch)` maps raw input to float32 [B, n, D]."""
+
+    def __init__(self, modality: str, checksum: str, origin: str):
+        self.modality = modality
+        self.checksum = checksum
+        self.origin = origin             # what it was loaded from, for run.json and messages
+
+    def tokens(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def module(self) -> nn.Module | None:
+        """The torch module, for FLOP counting; None when the extractor is not torch."""
+        return None
+
+    def num_params(self) -> int:
+        raise NotImplementedError
+
+
+class TorchTokenSource(TokenSource):
+    def __init__(self, modality: str, net: nn.Module, checksum: str, origin: str):
+        super().__init__(modality, checksum, origin)
+        self.net = net
+
+    @torch.no_grad()
+    def tokens(self, batch: np.ndarray) -> np.ndarray:
+        return self.net(torch.from_numpy(batch)).float().numpy()
+
+    def module(self) -> nn.Module:
+        return self.net
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+
+class OnnxTokenSource(TokenSource):
+    def __init__(self, modality: str, path: Path):
+        super().__init__(modality, file_checksum(path), str(path))
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.dtype = np.uint8 if inp.type == "tensor(uint8)" else np.float32
+        self.path = Path(path)
+
+    def tokens(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: batch.astype(self.dtype, copy=False)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def num_params(self) -> int:
+        import onnx
+
+        model = onnx.load(str(self.path))
+        return int(sum(np.prod(t.dims) for t in model.graph.initializer))
+
+
+def load_extractor_file(path: Path, modality: str) -> TokenSource:
+    """A user's extractor: `.onnx` (ONNX Runtime), `.pt2` (torch.export), anything else TorchScript."""
+    path = Path(path)
+    if not path.is_file():
+        raise KarmmaError(f"extractor file {path} for {modality} does not exist")
+    try:
+        if path.suffix == ".onnx":
+            return OnnxTokenSource(modality, path)
+        if path.suffix == ".pt2":
+            net = torch.export.load(str(path)).module()
+        else:
+            net = torch.jit.load(str(path), map_location="cpu").eval()
+    except KarmmaError:
+        raise
+    except Exception as e:  # each loader raises its own types for a file it cannot read
+        raise KarmmaError(f"cannot load extractor {path} for {modality} ({type(e).__name__}: {str(e)[:200]}); "
+                          "give a torch.export .pt2, a TorchScript file or an .onnx model") from None
+    return TorchTokenSource(modality, net, file_checksum(path), str(path))
+
+
+def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], InputSpec]:
+    """The frozen extractors of a `train extractors` run and the input spec they read."""
+    from karmma_edge.train.runs import read_run_info
+
+    info = read_run_info(run_dir)
+    if info.get("kind") != "extractors":
+        raise KarmmaError(f"{run_dir} is a {info.get('kind')} run, not a `train extractors` run")
+    cfg = extractor_config(info["model"])
+    sources = {}
+    for m in info["modalities"]:
+        path = extractor_file(run_dir, m)
+        if not path.is_file():
+            raise KarmmaError(f"{path} is missing; rerun `karmma-edge train extractors --out {run_dir}`")
+        net = build_extractor(cfg, m)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        for p in net.parameters():
+            p.requires_grad_(False)
+        sources[m] = TorchTokenSource(m, net.eval(), file_checksum(path), str(path))
+    return sources, cfg.spec
+
+
+def load_source(origin: Path, modality: str) -> TokenSource:
+    """A source again from the file it was loaded from (a trained run's extractor or a user's file)."""
+    origin = Path(origin)
+    if origin == extractor_file(origin.parent, modality) and (origin.parent / "run.json").is_file():
+        return load_trained_extractors(origin.parent)[0][modality]
+    return load_extractor_file(origin, modality)
+
+
+def config_dict(name: str) -> dict:
+    return asdict(extractor_config(name))

@@ -1,0 +1,73 @@
+"""`train extractors`: pre-train the teacher's extractors as unimodal classifiers, then freeze them.
+
+On the built-in data they stand in for extractors pre-trained on far more data than the student
+sees (DESIGN section 1), so they train on the separately seeded `pretrain` pool by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from karmma_edge.data.arrays import load_split
+from karmma_edge.metrics import top1
+from karmma_edge.train import distributed as dist
+from karmma_edge.train.config import ExtractorsConfig
+from karmma_edge.train.extractors import UnimodalClassifiers, config_dict, extractor_config, extractor_file
+from karmma_edge.train.loop import batch_inputs, cache_dir, fit, prepare
+from karmma_edge.train.runs import save_atomic, write_run_info
+
+
+@torch.no_grad()
+def unimodal_accuracy(model: UnimodalClassifiers, arrays, device, batch_size: int = 64) -> dict[str, float]:
+    """Held-out action top-1 of each modality's own classifier."""
+    model.eval()
+    logits = {m: ([], []) for m in model.modalities}
+    for start in range(0, len(arrays), batch_size):
+        index = np.arange(start, min(start + batch_size, len(arrays)))
+        for m, (v, n) in model(batch_inputs(arrays, index, model.modalities, device)).items():
+            logits[m][0].append(v.cpu().numpy())
+            logits[m][1].append(n.cpu().numpy())
+    return {f"{m}_action_top1": top1(np.concatenate(v), np.concatenate(n), arrays.verb, arrays.noun)["action_top1"]
+            for m, (v, n) in logits.items()}
+
+
+def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) -> dict:
+    device = prepare(cfg, out)
+    out = Path(out)
+    from karmma_edge.data import open_dataset
+
+    ecfg = extractor_config(cfg.model)
+    spec = ecfg.spec
+    meta = open_dataset(cfg.data, cfg.split, spec, cfg.format)
+    cache = cache_dir(cfg, out)
+    train = load_split(cfg.data, cfg.split, spec, cfg.format, cache_dir=cache, progress=progress,
+                       description=f"decoding {cfg.split} clips")
+    val = load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache, progress=progress,
+                     description="decoding held-out clips")
+    modalities = tuple(train.inputs)
+    model = UnimodalClassifiers(ecfg, modalities, len(meta.verb_classes), len(meta.noun_classes))
+    verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)
+
+    def loss_fn(net: nn.Module, index: np.ndarray, present) -> torch.Tensor:
+        out_ = net(batch_inputs(train, index, modalities, device))
+        return sum(F.cross_entropy(v, verb[index]) + F.cross_entropy(n, noun[index]) for v, n in out_.values())
+
+    history = fit(model, len(train), len(modalities), 0.0, loss_fn,
+                  lambda net: unimodal_accuracy(net, val, device), cfg, out, "pre-training extractors",
+                  device, progress)
+    info = {"kind": "extractors", "model": cfg.model, "model_config": config_dict(cfg.model),
+            "modalities": list(modalities), "classes": {"verb": meta.verb_classes, "noun": meta.noun_classes},
+            "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format,
+                                                   "split": cfg.split},
+            "config": cfg.model_dump(mode="json"), "history": history, "metrics": history[-1] if history else {}}
+    if dist.is_main():
+        for m in modalities:       # frozen from here on: the file's checksum keys the token cache
+            save_atomic(model.extractors[m].state_dict(), extractor_file(out, m))
+        write_run_info(out, info)
+    dist.barrier()
+    return info
