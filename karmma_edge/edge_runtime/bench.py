@@ -88,8 +88,9 @@ def render_table(rows: list[BenchRow]):
     from rich.table import Table
 
     table = Table(title="held-out action top-1 and batch-1 latency (ONNX Runtime, CPU)")
-    for col in ("profile", "FP32 top-1 %", "INT8 top-1 %", "FP32 ms (p50)", "INT8 ms (p50)", "clips"):
-        table.add_column(col, justify="left" if col == "profile" else "right")
+    table.add_column("profile", no_wrap=True, min_width=14)
+    for col in ("FP32 top-1 %", "INT8 top-1 %", "FP32 ms p50", "INT8 ms p50", "clips"):
+        table.add_column(col, justify="right")
     by_profile: dict[str, dict[str, BenchRow]] = {}
     for r in rows:
         by_profile.setdefault(r.profile, {})[r.precision] = r

@@ -83,6 +83,8 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, modalities: tupl
                               "percentile": CalibrationMethod.Percentile}[method],
             extra_options={
                 "ActivationSymmetric": True, "WeightSymmetric": True,
+                # TensorRT's parser rejects DequantizeLinear of int32 (a quantized bias): keep bias FP32.
+                "QuantizeBias": False,
                 # MatMul weights are [in, out]: their output channel is axis 1.
                 "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
                 "CalibPercentile": percentile,
