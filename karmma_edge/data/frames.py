@@ -91,6 +91,37 @@ class FrameStore:
             raise MissingData(str(path), f"unreadable ({exc.strerror})") from None
         return decode_jpeg(data, str(path), gray)
 
+    def problem(self, pid: str, vid: str, kind: str, member: str, decode: bool) -> tuple[str, str] | None:
+        """(where, reason) if a frame file is missing or unreadable, else None (for `data check`)."""
+        try:
+            folder, tar = self._source(pid, vid, kind)
+            if tar is not None:
+                data = tar.read(member)
+                where = f"{tar.path}:{member}"
+            else:
+                path = folder / member
+                where = str(path)
+                if not decode:
+                    # Markers only: the first two and last bytes, without reading the whole file.
+                    with open(path, "rb") as fh:
+                        head = fh.read(2)
+                        fh.seek(max(0, path.stat().st_size - 64))
+                        tail = fh.read()
+                    data = head + b"\x00" * 2 + tail
+                else:
+                    data = path.read_bytes()
+            if decode:
+                decode_jpeg(data, where, gray=kind == "flow")
+            elif data[:2] != b"\xff\xd8" or data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+                raise MissingData(where, "truncated or not a JPEG")
+        except MissingData as exc:
+            return exc.path, exc.reason
+        except FileNotFoundError:
+            return str(folder / member), "file not found"
+        except OSError as exc:
+            return str(folder / member), f"unreadable ({exc.strerror})"
+        return None
+
     def rgb(self, pid: str, vid: str, frame: int) -> np.ndarray:
         """uint8 [H,W,3] in RGB order."""
         return cv2.cvtColor(self._read(pid, vid, "rgb", frame_name(frame), gray=False), cv2.COLOR_BGR2RGB)

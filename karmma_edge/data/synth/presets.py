@@ -49,8 +49,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # 3 verbs x 4 nouns = 12 actions: 48 train / 24 validation / 72 pretrain clips, 64x64.
     "tiny": Preset("tiny", 3, 2, 2, 4, 2, 6, 64, 64, (12, 18), 6),
-    # 6 verbs x 6 nouns = 36 actions: 792 / 252 / 1800 clips, 96x96.
-    "demo": Preset("demo", 6, 3, 2, 22, 7, 50, 96, 96, (18, 28), 12),
+    # 6 verbs x 6 nouns = 36 actions: 792 / 252 / 1512 clips, 96x96.
+    "demo": Preset("demo", 6, 3, 2, 22, 7, 42, 96, 96, (16, 26), 12),
     # 8 verbs x 9 nouns = 72 actions: 4320 / 1440 / 8640 clips, 128x128.
     "full": Preset("full", 8, 3, 3, 60, 20, 120, 128, 128, (24, 40), 16),
 }

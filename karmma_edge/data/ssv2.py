@@ -1,0 +1,183 @@
+"""Something-Something v2 reader: labels.json / train.json / validation.json and `<id>.webm` videos.
+
+Each video is one segment covering all its frames. The class is the template with its brackets
+stripped; SSv2 has one action label per clip, so `verb_class` holds it, `noun_class` is -1 and
+`noun_classes` is empty. There is no audio. Flow is computed with OpenCV (DIS) on first use and
+cached, EPIC-encoded, in `<cache>/<id>.npz` (default `<root>/.karmma_flow/`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from karmma_edge.data.check import CheckReport
+from karmma_edge.data.flow import encode_flow, flow_engine
+from karmma_edge.data.frames import MissingData, resize
+from karmma_edge.data.sampling import sample_frames
+from karmma_edge.data.types import Clip, Segment
+from karmma_edge.errors import DataError
+from karmma_edge.inputs import InputSpec
+
+SPLIT_FILES = {"train": "train.json", "validation": "validation.json"}
+VIDEO_DIRS = ("", "20bn-something-something-v2", "videos")
+FLOW_BOUND = 20.0    # pixels; the EPIC-KITCHENS bound, for full-size SSv2 frames
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; an SSv2 root needs labels.json, train.json and validation.json")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); restore the file from the SSv2 download") from None
+
+
+def template_key(template: str) -> str:
+    return template.replace("[", "").replace("]", "")
+
+
+class SSv2Dataset:
+    def __init__(self, root: Path, split: str, spec: InputSpec, flow_cache: Path | None = None) -> None:
+        self.root = Path(root)
+        if split not in SPLIT_FILES:
+            raise DataError(f"unknown split {split!r} for SSv2; valid splits: {', '.join(SPLIT_FILES)}")
+        self.split, self.spec = split, spec
+        self.csv_path = self.root / SPLIT_FILES[split]      # named like the EPIC reader's, for messages
+        labels = _load_json(self.root / "labels.json")
+        by_id = {int(v): k for k, v in labels.items()}
+        if sorted(by_id) != list(range(len(by_id))):
+            raise DataError(f"{self.root / 'labels.json'}: class ids must be 0..{len(by_id) - 1} without gaps")
+        self.verb_classes: list[str] = [by_id[i] for i in range(len(by_id))]
+        self.noun_classes: list[str] = []
+        self.modalities: tuple[str, ...] = ("rgb", "flow")
+        self.flow_cache = Path(flow_cache) if flow_cache else self.root / ".karmma_flow"
+        self.segments: list[Segment] = []
+        for entry in _load_json(self.csv_path):
+            sid = str(entry.get("id", ""))
+            key = template_key(str(entry.get("template", "")))
+            if not sid or key not in labels:
+                raise DataError(f"{self.csv_path}: segment {sid or '?'}: template {entry.get('template')!r} "
+                                "is not in labels.json; use the labels.json of the same SSv2 release")
+            n = self._frame_count(sid)
+            self.segments.append(Segment(id=sid, video_id=sid, participant_id="", start_frame=1, stop_frame=n,
+                                         verb_class=int(labels[key]), noun_class=-1,
+                                         extra={"label": entry.get("label", ""), "placeholders": entry.get("placeholders", [])}))
+        self._by_id = {s.id: i for i, s in enumerate(self.segments)}
+        self._frames_cache: tuple[str, np.ndarray] | None = None
+
+    def video_path(self, sid: str) -> Path:
+        for d in VIDEO_DIRS:
+            p = self.root / d / f"{sid}.webm"
+            if p.is_file():
+                return p
+        return self.root / f"{sid}.webm"
+
+    def _frame_count(self, sid: str) -> int:
+        # The container's frame count is unreliable for webm; it is only a placeholder here and
+        # the decoded count replaces it on load. Missing videos surface on load / in `data check`.
+        cap = cv2.VideoCapture(str(self.video_path(sid)))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        return max(n, 1)
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def index_of(self, segment_id: str) -> int:
+        try:
+            return self._by_id[segment_id]
+        except KeyError:
+            raise DataError(f"{self.csv_path}: no video {segment_id!r} in split {self.split}") from None
+
+    def wanted(self) -> tuple[str, ...]:
+        return tuple(m for m in self.modalities if m in self.spec.modalities)
+
+    def decode(self, sid: str) -> np.ndarray:
+        """All frames of a video, RGB uint8 [N,H,W,3]."""
+        if self._frames_cache and self._frames_cache[0] == sid:
+            return self._frames_cache[1]
+        path = self.video_path(sid)
+        if not path.is_file():
+            raise MissingData(str(path), "file not found")
+        cap = cv2.VideoCapture(str(path))
+        frames = []
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        cap.release()
+        if not frames:
+            raise MissingData(str(path), "OpenCV decodes no frame from it (corrupt, or no VP8/VP9 decoder)")
+        arr = np.stack(frames)
+        self._frames_cache = (sid, arr)
+        return arr
+
+    def flow(self, sid: str) -> np.ndarray:
+        """EPIC-encoded flow uint8 [N-1,H,W,2] between consecutive frames, cached on disk."""
+        cache = self.flow_cache / f"{sid}.npz"
+        if cache.is_file():
+            with np.load(cache) as z:
+                return z["uv"]
+        frames = self.decode(sid)
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        dis = flow_engine(*gray[0].shape)
+        uv = np.empty((max(1, len(gray) - 1), *gray[0].shape, 2), np.uint8)
+        if len(gray) == 1:
+            uv[:] = 128
+        for k in range(len(gray) - 1):
+            u, v = encode_flow(dis.calc(gray[k], gray[k + 1], None), FLOW_BOUND)
+            uv[k, ..., 0], uv[k, ..., 1] = u, v
+        self.flow_cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, uv=uv)
+        os.replace(tmp, cache)        # atomic: parallel workers never see half a cache file
+        return uv
+
+    def load(self, i: int, train: bool = False, rng: np.random.Generator | None = None) -> Clip:
+        seg = self.segments[i]
+        try:
+            frames = self.decode(seg.id)
+        except MissingData as exc:
+            raise DataError(f"{exc.path}: {exc.reason} (needed by segment {seg.id} of {self.csv_path.name}); "
+                            f"restore the video or run `karmma-edge data check --format ssv2 --root {self.root}`") from None
+        n = frames.shape[0]
+        spec, want = self.spec, self.wanted()
+        rgb_frames = sample_frames(1, n, spec.frames, train, rng)
+        # Flow k is from frame k to k+1; the last frame has none, so it takes the one before it.
+        flow_frames = np.minimum(rgb_frames, max(1, n - 1))
+        inputs: dict[str, np.ndarray] = {}
+        if "rgb" in want:
+            inputs["rgb"] = np.stack([resize(frames[f - 1], spec.height, spec.width) for f in rgb_frames])
+        if "flow" in want:
+            uv = self.flow(seg.id)
+            inputs["flow"] = np.stack([resize(uv[f - 1], spec.height, spec.width) for f in flow_frames])
+        return Clip(inputs=inputs, verb_class=seg.verb_class, noun_class=-1, rgb_frames=rgb_frames,
+                    flow_frames=flow_frames, audio_range=(0, 0), segment_id=seg.id)
+
+
+def check_ssv2(root: Path, decode: bool = False) -> CheckReport:
+    report = CheckReport(root)
+    for split in SPLIT_FILES:
+        try:
+            ds = SSv2Dataset(root, split, InputSpec())
+        except DataError as exc:
+            report.add(str(root / SPLIT_FILES[split]), str(exc).split(": ", 1)[-1], "")
+            continue
+        report.splits.append(split)
+        report.segments += len(ds)
+        for seg in ds.segments:
+            path = ds.video_path(seg.id)
+            if not path.is_file():
+                report.add(str(path), "file not found", seg.id)
+            elif decode:
+                try:
+                    ds.decode(seg.id)
+                except MissingData as exc:
+                    report.add(exc.path, exc.reason, seg.id)
+    return report
