@@ -180,3 +180,8 @@ def test_edge_runtime_never_imports_torch() -> None:
             "bad = [m for m in ('torch', 'onnx', 'h5py') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_example_serve_configs_are_valid() -> None:
+    for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("serve-*.yaml")):
+        load_serve_config(path)
