@@ -185,3 +185,16 @@ def test_edge_runtime_never_imports_torch() -> None:
 def test_example_serve_configs_are_valid() -> None:
     for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("serve-*.yaml")):
         load_serve_config(path)
+
+
+def test_switch_latencies_for_bench(tiny_bundle: Path) -> None:
+    from karmma_edge.bundle import Bundle
+    from karmma_edge.edge_runtime.backends import create_engine
+    from karmma_edge.edge_runtime.switching import switch_latencies
+
+    bundle = Bundle(tiny_bundle)
+    profiles = [p for p in ("rgb+audio", "audio") if p in bundle.profiles] or bundle.profiles[:2]
+    engines = {p: create_engine("onnxruntime", bundle.artifact(p, "int8"), threads=1, spin=False).activate() for p in profiles}
+    result = switch_latencies(engines, bundle.manifest.spec, bundle.manifest.classes, repeats=2)
+    assert set(result) == {f"{a}->{b}" for a in profiles for b in profiles if a != b}
+    assert all(v > 0 for v in result.values())

@@ -46,7 +46,8 @@ def open_engines(bundle: Bundle, cfg: ServeConfig) -> dict[str, Engine]:
         engines: dict[str, Engine] = dict(open_bundle_engines(bundle.root, cfg.precision, cfg.engine_cache,
                                                               cfg.dla_core))
     else:
-        engines = {p: create_engine("onnxruntime", bundle.artifact(p, cfg.precision), threads=cfg.inference.threads)
+        engines = {p: create_engine("onnxruntime", bundle.artifact(p, cfg.precision), threads=cfg.inference.threads,
+                                  spin=False)
                    for p in bundle.profiles}
     for profile, engine in engines.items():
         engine.activate()
