@@ -15,11 +15,12 @@ def synth(
     preset: str = typer.Option("tiny", "--preset", help="tiny (tests, seconds) | demo (trains in minutes) | full."),
     seed: int = typer.Option(0, "--seed", help="The same seed gives a byte-identical dataset."),
     force: bool = typer.Option(False, "--force", help="Replace a previous synthetic dataset at --out."),
+    layout: str = typer.Option("folders", "--layout", help="folders (frame JPEG files) | tar (EPIC's per-video tars; far fewer files)."),
 ) -> None:
     """Write the synthetic egocentric benchmark in EPIC-KITCHENS-100 layout."""
     from karmma_edge.data.synth.generate import synthesize
 
-    root = synthesize(out, preset=preset, seed=seed, progress=True, force=force)
+    root = synthesize(out, preset=preset, seed=seed, progress=True, force=force, layout=layout)
     typer.echo(f"wrote {root}")
 
 

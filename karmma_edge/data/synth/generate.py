@@ -23,13 +23,15 @@ FORMAT_VERSION = 1
 
 
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True,
-               workers: int | None = None, force: bool = False) -> Path:
+               workers: int | None = None, force: bool = False, layout: str = "folders") -> Path:
     """Render every split into a temporary directory beside `out`, then rename it to `out`.
 
     A failed or interrupted run leaves `out` untouched. `force` replaces an existing synthetic
     dataset (recognised by its KARMMA_synth.json), never any other directory.
     """
     p = get_preset(preset)
+    if layout not in ("folders", "tar"):
+        raise DataError(f"unknown layout {layout!r}; valid layouts: folders, tar")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not (force and (out / MARKER).is_file()):
@@ -41,7 +43,7 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_all(tmp, p, seed, progress, workers)
+        _write_all(tmp, p, seed, progress, workers, layout)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -51,19 +53,19 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
     return out
 
 
-def _write_all(root: Path, p: Preset, seed: int, progress: bool, workers: int | None) -> None:
+def _write_all(root: Path, p: Preset, seed: int, progress: bool, workers: int | None, layout: str) -> None:
     verbs, nouns = classes(p)
     plans = {split: plan_split(p, split, seed) for split in SPLIT_CODES}
     _write_classes(root, verbs, nouns)
     videos = [v for split in SPLIT_CODES for v in plans[split]]
-    audio = _render_videos(root, videos, p, verbs, nouns, seed, progress, workers)
+    audio = _render_videos(root, videos, p, verbs, nouns, seed, progress, workers, layout)
     _write_audio(root / "EPIC_audio.hdf5", videos, audio)
     _write_video_info(root / ann.VIDEO_INFO, videos, p)
     for split, vids in plans.items():
         _write_split(root / ann.SPLIT_FILES[split], vids, verbs, nouns)
     meta = {
         "generator": "karmma-edge data synth", "format_version": FORMAT_VERSION,
-        "preset": p.name, "seed": seed, "frame_size": [p.width, p.height],
+        "preset": p.name, "seed": seed, "layout": layout, "frame_size": [p.width, p.height],
         "flow_bound_px": p.flow_bound, "audio_sample_rate": SAMPLE_RATE,
         "verbs": [{"id": i, "key": v.name, "motion": v.motion, "rhythm_hz": v.rhythm_hz} for i, v in enumerate(verbs)],
         "nouns": [{"id": i, "key": n.name, "shape": n.shape, "material": n.material} for i, n in enumerate(nouns)],
@@ -74,10 +76,10 @@ def _write_all(root: Path, p: Preset, seed: int, progress: bool, workers: int | 
 
 
 def _render_videos(root: Path, videos: list[VideoPlan], p: Preset, verbs: list[Verb], nouns: list[Noun],
-                   seed: int, progress: bool, workers: int | None) -> dict[str, np.ndarray]:
+                   seed: int, progress: bool, workers: int | None, layout: str) -> dict[str, np.ndarray]:
     from karmma_edge.data.synth.video import render_video
 
-    jobs = [(root, v, p, verbs, nouns, seed) for v in videos]
+    jobs = [(root, v, p, verbs, nouns, seed, layout) for v in videos]
     total_frames = sum(v.n_frames for v in videos)
     if workers is None:   # a pool costs ~0.2 s to start: not worth it for the tiny preset
         workers = 1 if total_frames < 3000 else min(4, os.cpu_count() or 1)
