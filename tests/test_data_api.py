@@ -25,7 +25,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 def test_import_does_not_load_torch() -> None:
     code = ("import sys, karmma_edge.data, karmma_edge.data.epic100, karmma_edge.data.synth.generate, "
-            "karmma_edge.data.commands; assert 'torch' not in sys.modules, 'torch imported'")
+            "karmma_edge.data.commands, karmma_edge.data.ssv2, karmma_edge.data.check, karmma_edge.data.inspect, karmma_edge.data.tars; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
