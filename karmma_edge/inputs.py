@@ -20,6 +20,7 @@ class InputSpec:
     rgb_std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     flow_mean: float = 0.5          # EPIC flow JPEGs map u, v to 0..255 around 128
     flow_std: float = 0.25
+    flow_bound_px: float = 8.0      # |u|, |v| mapped to 0 / 255 in the flow JPEGs (synthetic data: 8 px)
     n_fft: int = 512
     hop_length: int = 375          # 64 STFT frames per second at 24 kHz
     n_mels: int = 40

@@ -29,8 +29,9 @@ class BuildOptions:
     out: Path
     profiles: str = "all"
     data: Path | None = None
-    calibration_method: str = "minmax"
+    calibration_method: str | None = None      # None: the gate searches; else only this method
     calibration_size: int = 64
+    max_drop: float = 1.0
     threads: int = 2
     seed: int = 0
 
@@ -57,7 +58,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     from karmma_edge.edge_runtime.evaluate import engine_logits
     from karmma_edge.metrics import top1
     from karmma_edge.quantize.export import OUTPUTS, export_profile, parity
-    from karmma_edge.quantize.int8 import quantize_int8
+    from karmma_edge.quantize.gate import gate_profile
     from karmma_edge.train.runs import load_student
 
     student, info = load_student(opts.run)          # fails early on a missing or truncated run
@@ -75,6 +76,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
         raise KarmmaError("the calibration set is empty: the training split has no clips")
 
     entries: dict[str, ProfileEntry] = {}
+    failures: list[tuple[str, str]] = []
     with atomic_directory(opts.out) as root, Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("building profiles", total=len(profiles))
         for profile in profiles:
@@ -87,17 +89,23 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
                                   f"(> {PARITY_TOLERANCE}); the export is wrong, please report it")
             modalities = tuple(profile.split("+"))
             int8 = pdir / "model.int8.onnx"
-            quant = quantize_int8(fp32, int8, calib, modalities, method=opts.calibration_method)
-            accuracy = {}
-            for precision, path in (("fp32", fp32), ("int8", int8)):
+
+            def evaluate(path: Path) -> dict[str, float]:
                 with create_engine("onnxruntime", path, threads=opts.threads) as engine:
-                    accuracy[precision] = Accuracy(
-                        **top1(*engine_logits(engine, held_out), held_out.verb, held_out.noun),
-                        clips=len(held_out))
+                    return top1(*engine_logits(engine, held_out), held_out.verb, held_out.noun)
+
+            gate = gate_profile(fp32, int8, calib, held_out, modalities, evaluate, opts.max_drop,
+                                opts.calibration_method)
+            if not gate.passed:
+                failures.append((profile, gate.reason))
+            accuracy = {"fp32": Accuracy(**gate.fp32, clips=len(held_out)),
+                        "int8": Accuracy(**{k: getattr(gate.chosen, k) for k in ("action_top1", "verb_top1",
+                                                                                 "noun_top1")},
+                                         clips=len(held_out))}
             report = pdir / "calibration.json"
             report.write_text(json.dumps({
                 "profile": profile, "calibration_set_sha256": calib.sha256, "clips": len(calib),
-                "degraded_clips": int(calib.arrays.degraded.sum()), "quantization": quant,
+                "degraded_clips": int(calib.arrays.degraded.sum()), "gate": gate.record(),
                 "parity_max_abs_diff": diff,
                 "accuracy": {k: v.model_dump() for k, v in accuracy.items()},
             }, indent=2) + "\n")
@@ -105,8 +113,14 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
                 modalities=list(modalities),
                 artifacts={kind: Artifact(path=str(p.relative_to(root)), sha256=sha256_file(p))
                            for kind, p in (("fp32", fp32), ("int8", int8), ("calibration_report", report))},
-                calibration=Calibration(method=opts.calibration_method, set_sha256=calib.sha256, clips=len(calib)),
-                accuracy=accuracy, quantization=quant | {"parity_max_abs_diff": diff},
+                calibration=Calibration(method=gate.chosen.method, set_sha256=calib.sha256, clips=len(calib),
+                                        settings={"percentile": gate.chosen.percentile,
+                                                  "degraded_clips": int(calib.arrays.degraded.sum())}),
+                accuracy=accuracy,
+                quantization={"chosen": gate.chosen.label, "fp32_nodes": gate.chosen.excluded,
+                              "reason": gate.reason, "parity_max_abs_diff": diff,
+                              "format": "Q/DQ, symmetric int8, per-channel weights, per-tensor activations, "
+                                        "FP32 bias and audio front-end"},
             )
             log.info("%s: fp32 %.1f int8 %.1f action top-1", profile, accuracy["fp32"].action_top1,
                      accuracy["int8"].action_top1)
@@ -119,4 +133,12 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
             outputs=list(OUTPUTS), profiles=entries, tools=_tool_versions(),
         )
         write_manifest(root, manifest)
+        if failures:
+            # Raised inside the atomic block: a failed gate leaves the previous bundle in place.
+            raise GateFailed("; ".join(f"profile {p}: {why}" for p, why in failures) +
+                             f". Raise --max-drop, enlarge --calibration-size, or retrain; nothing was written")
     return manifest
+
+
+class GateFailed(KarmmaError):
+    """INT8 lost more accuracy than --max-drop allows for some profile, whatever the gate tried."""

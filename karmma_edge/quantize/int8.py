@@ -58,21 +58,26 @@ class _Reader:
         self._it = iter(self._feeds)
 
 
+def preprocess(fp32: Path, out: Path) -> Path:
+    """ONNX Runtime's quantization pre-processing: folds BatchNorm into Conv and infers every shape."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=False)
+    return out
+
+
 def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, modalities: tuple[str, ...],
                   method: str = "minmax", percentile: float = 99.999, exclude: tuple[str, ...] = (),
-                  batch: int = 8) -> dict:
+                  batch: int = 8, preprocessed: bool = False) -> dict:
     """Write the Q/DQ model to `out`; return what was done, for the manifest."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}")
     CalibrationDataReader.register(_Reader)
     with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        # Folds BatchNorm into Conv and infers shapes so every tensor gets a range.
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=False)
+        pre = fp32 if preprocessed else preprocess(fp32, Path(tmp) / "pre.onnx")
         model = onnx.load(pre)
         excluded = sorted(set(frontend_nodes(model)) | set(exclude))
         quantize_static(

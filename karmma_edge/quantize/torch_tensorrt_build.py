@@ -88,3 +88,22 @@ def compile_student(model: torch.nn.Module, example_inputs: tuple, precision: st
     save_kw = "arg_inputs" if "arg_inputs" in inspect.signature(torch_tensorrt.save).parameters else "inputs"
     torch_tensorrt.save(compiled, str(out_path), output_format="exported_program", **{save_kw: list(inputs)})
     return out_path
+
+
+def compile_run(run: Path, profiles: list[str] | None, precision: str, out: Path) -> list[str]:
+    """Compile every profile of a trained run straight from torch (no ONNX) into `out/<profile>/`."""
+    require_torch_tensorrt()                       # before loading anything
+    from karmma_edge.bundle import atomic_directory
+    from karmma_edge.profiles import all_profiles
+    from karmma_edge.quantize.export import ProfileModel, example_inputs
+    from karmma_edge.train.runs import load_student
+
+    student, _ = load_student(run)
+    lines = []
+    with atomic_directory(out) as root:
+        for profile in profiles or all_profiles(student.modalities):
+            model = ProfileModel(student, profile)
+            compile_student(model, example_inputs(student, model.modalities, batch=1), precision,
+                            root / profile / "model.ep")
+            lines.append(f"{profile}: {Path(out) / profile / 'model.ep'}")
+    return lines
