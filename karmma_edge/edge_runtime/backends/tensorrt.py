@@ -41,7 +41,7 @@ JETSON_INSTALL_HINT = (
 def rebuild_hint(profile: str = "PROFILE") -> str:
     return (
         "rebuild it on this device with "
-        f"`karmma-edge build --run RUN --profile {profile} --out BUNDLE --backend tensorrt`"
+        f"`karmma-edge build --bundle BUNDLE --profile {profile} --backend tensorrt`"
     )
 
 
