@@ -56,9 +56,18 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    # A dropped modality leaves its extractor without gradient for the whole batch.
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=True)
+    # Dropped modalities are selected with torch.where, so every parameter is in every graph.
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def main_first(fn):
+    """fn() on the main process first, then on the others: it fills the disk caches they then read."""
+    if is_main():
+        result = fn()
+        barrier()
+        return result
+    barrier()
+    return fn()
 
 
 def shard(x):

@@ -167,10 +167,10 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     spec = model_config(cfg.model).spec
     meta = open_dataset(cfg.data, "train", spec, cfg.format)
     cache = cache_dir(cfg, out)
-    train = load_split(cfg.data, "train", spec, cfg.format, cache_dir=cache, progress=progress,
-                       description="decoding training clips")
-    val = load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache, progress=progress,
-                     description="decoding held-out clips")
+    train = dist.main_first(lambda: load_split(cfg.data, "train", spec, cfg.format, cache_dir=cache,
+                                               progress=progress, description="decoding training clips"))
+    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache,
+                                             progress=progress, description="decoding held-out clips"))
     modalities = tuple(train.inputs)
     student = create_student(cfg.model, len(meta.verb_classes), len(meta.noun_classes), modalities)
     verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)
@@ -179,8 +179,8 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     if cfg.teacher is not None:
         from karmma_edge.train.teacher import load_teacher_with_tokens
 
-        teacher, tokens = load_teacher_with_tokens(cfg.teacher, cfg.data, "train", cfg.format, train.ids,
-                                                   modalities, cache, progress)
+        teacher, tokens = dist.main_first(lambda: load_teacher_with_tokens(
+            cfg.teacher, cfg.data, "train", cfg.format, train.ids, modalities, cache, progress))
         teacher.to(device)
 
     def loss_fn(model: nn.Module, index: np.ndarray, present: torch.Tensor | None) -> torch.Tensor:

@@ -45,10 +45,10 @@ def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) ->
     spec = ecfg.spec
     meta = open_dataset(cfg.data, cfg.split, spec, cfg.format)
     cache = cache_dir(cfg, out)
-    train = load_split(cfg.data, cfg.split, spec, cfg.format, cache_dir=cache, progress=progress,
-                       description=f"decoding {cfg.split} clips")
-    val = load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache, progress=progress,
-                     description="decoding held-out clips")
+    train = dist.main_first(lambda: load_split(cfg.data, cfg.split, spec, cfg.format, cache_dir=cache,
+                                               progress=progress, description=f"decoding {cfg.split} clips"))
+    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache,
+                                             progress=progress, description="decoding held-out clips"))
     modalities = tuple(train.inputs)
     model = UnimodalClassifiers(ecfg, modalities, len(meta.verb_classes), len(meta.noun_classes))
     verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)

@@ -1,0 +1,87 @@
+"""Extractor files of each kind load and give the module's tokens; tokens are cached, not recomputed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from karmma_edge.train.extractors import (EXTRACTORS, TorchTokenSource, build_extractor,  # noqa: E402
+                                          load_extractor_file)
+from karmma_edge.train.tokens import split_tokens  # noqa: E402
+
+CFG = EXTRACTORS["teacher-xs"]
+
+
+def frames(batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (batch, *CFG.spec.input_shape("flow")), dtype=torch.uint8, generator=g)
+
+
+@pytest.fixture(scope="module")
+def flow_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_extractor(CFG, "flow").eval()
+
+
+def test_torch_export_file(flow_net, tmp_path):
+    path = tmp_path / "flow.pt2"
+    batch = torch.export.Dim("B", min=1, max=64)
+    torch.export.save(torch.export.export(flow_net, (frames(),), dynamic_shapes=({0: batch},)), path)
+    source = load_extractor_file(path, "flow")
+    x = frames(3)
+    np.testing.assert_allclose(source.tokens(x.numpy()), flow_net(x).detach().numpy(), atol=1e-5)
+    assert source.num_params() == sum(p.numel() for p in flow_net.parameters())
+
+
+def test_torchscript_file(flow_net, tmp_path):
+    path = tmp_path / "flow.ts"
+    torch.jit.save(torch.jit.trace(flow_net, (frames(),)), path)
+    source = load_extractor_file(path, "flow")
+    x = frames(3)
+    np.testing.assert_allclose(source.tokens(x.numpy()), flow_net(x).detach().numpy(), atol=1e-5)
+
+
+def test_onnx_file(flow_net, tmp_path):
+    path = tmp_path / "flow.onnx"
+    batch = torch.export.Dim("B", min=1, max=64)
+    program = torch.onnx.export(flow_net, (frames(),), dynamo=True, input_names=["flow"],
+                                dynamic_shapes=({0: batch},), verbose=False)
+    program.save(str(path))
+    source = load_extractor_file(path, "flow")
+    x = frames(3)
+    np.testing.assert_allclose(source.tokens(x.numpy()), flow_net(x).detach().numpy(), atol=1e-4)
+    assert source.num_params() > 0
+
+
+def test_unreadable_file_is_a_user_error(tmp_path):
+    from karmma_edge.errors import KarmmaError
+
+    bad = tmp_path / "flow.pt2"
+    bad.write_bytes(b"not a program")
+    with pytest.raises(KarmmaError, match="flow.pt2"):
+        load_extractor_file(bad, "flow")
+
+
+class CountingSource(TorchTokenSource):
+    """A real extractor that records how often it ran."""
+
+    calls = 0
+
+    def tokens(self, batch):
+        CountingSource.calls += 1
+        return super().tokens(batch)
+
+
+def test_tokens_are_computed_once(tiny_dataset, tmp_path, flow_net):
+    source = CountingSource("flow", flow_net, "checksum-a", "test")
+    first = split_tokens({"flow": source}, tiny_dataset, "validation", "epic100", CFG.spec, tmp_path, progress=False)
+    calls = CountingSource.calls
+    assert calls > 0 and first["flow"].shape[0] == 24
+    again = split_tokens({"flow": source}, tiny_dataset, "validation", "epic100", CFG.spec, tmp_path, progress=False)
+    assert CountingSource.calls == calls                      # read from the cache, extractor not run
+    np.testing.assert_array_equal(first["flow"], again["flow"])
+    other = CountingSource("flow", flow_net, "checksum-b", "test")   # another extractor: new tokens
+    split_tokens({"flow": other}, tiny_dataset, "validation", "epic100", CFG.spec, tmp_path, progress=False)
+    assert CountingSource.calls > calls

@@ -1,0 +1,85 @@
+"""Learned tokens as export uses them (acceptance 4), resume (acceptance 5), FLOPs (acceptance 2)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from karmma_edge.profiles import MODALITIES  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def inputs_for(student, batch=3, seed=0):
+    from karmma_edge.quantize.export import example_inputs
+
+    return dict(zip(student.modalities, example_inputs(student, student.modalities, batch=batch, seed=seed)))
+
+
+@pytest.mark.parametrize("absent", MODALITIES)
+def test_absent_modality_equals_branch_removed_with_constant_tokens(tiny_run, absent):
+    from karmma_edge.train.runs import load_student
+
+    student, _ = load_student(tiny_run)
+    x = inputs_for(student)
+    present = {m: t for m, t in x.items() if m != absent}
+    with torch.no_grad():
+        ref = student(present)
+        # What export does: drop the branch, keep its learned tokens as a constant.
+        pruned = copy.deepcopy(student)
+        constant = pruned.fusion.missing_tokens[absent].detach().clone()
+        del pruned.extractors[absent]
+        del pruned.fusion.missing_tokens[absent]
+        tokens = [constant.expand(3, -1, -1) if m == absent else
+                  pruned.fusion.tokens_for(m, pruned.extractors[m](x[m]), 3) for m in pruned.modalities]
+        out = pruned.fusion(tokens)
+        # The training path: every input given, the mask says which are missing.
+        mask = torch.tensor([[m != absent for m in student.modalities]] * 3)
+        masked = student(x, mask)
+    for a, b, c in zip(ref, out, masked):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(ref[0], student(x)[0])      # the modality mattered
+
+
+def test_resumed_run_matches_uninterrupted(tiny_dataset, tmp_path):
+    from karmma_edge.train.config import load_config
+    from karmma_edge.train.loop import Interrupted, train_student
+
+    cfg = load_config(CONFIGS / "student-tiny.yaml", data=tiny_dataset)
+    cfg.epochs, cfg.threads, cfg.cache_dir = 3, 1, tmp_path / "cache"
+    whole = train_student(cfg, tmp_path / "whole", progress=False)
+    with pytest.raises(Interrupted):
+        train_student(cfg, tmp_path / "split", progress=False, stop_after=1)
+    assert not (tmp_path / "split" / "run.json").exists()
+    resumed = train_student(cfg, tmp_path / "split", progress=False)
+    assert resumed["history"] == whole["history"]
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "split" / "model.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_demo_student_costs_at_most_a_quarter_of_the_teacher():
+    from karmma_edge.train.cost import dummy_input, student_cost, teacher_cost
+    from karmma_edge.train.extractors import EXTRACTORS, TorchTokenSource, build_extractor
+    from karmma_edge.train.models import create_student
+    from karmma_edge.train.reproduce import PRESETS
+    from karmma_edge.train.teacher import Teacher
+
+    demo = PRESETS["demo"]
+    student = create_student(demo.student["model"], 6, 6)
+    ecfg = EXTRACTORS[demo.extractors["model"]]
+    assert ecfg.spec == student.spec
+    sources = {m: TorchTokenSource(m, build_extractor(ecfg, m).eval(), "-", "-") for m in MODALITIES}
+    dims = {m: s.tokens(dummy_input(ecfg.spec, m).numpy()).shape[1:] for m, s in sources.items()}
+    t = demo.teacher
+    teacher = Teacher(dims, t["fusion_dim"], t["fusion_depth"], t["fusion_heads"], 6, 6)
+    s_cost, t_cost = student_cost(student), teacher_cost(teacher, sources, ecfg.spec)
+    assert s_cost["rgb+flow+audio"]["gflops"] <= 0.25 * t_cost["rgb+flow+audio"]["gflops"]
+    assert all(s_cost[p]["params"] < t_cost[p]["params"] for p in s_cost)
