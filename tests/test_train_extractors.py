@@ -85,3 +85,25 @@ def test_tokens_are_computed_once(tiny_dataset, tmp_path, flow_net):
     other = CountingSource("flow", flow_net, "checksum-b", "test")   # another extractor: new tokens
     split_tokens({"flow": other}, tiny_dataset, "validation", "epic100", CFG.spec, tmp_path, progress=False)
     assert CountingSource.calls > calls
+
+
+def test_teacher_on_user_files(tiny_dataset, tmp_path):
+    """A teacher trained on extractors the user brings (TorchScript here), then evaluated."""
+    from karmma_edge.train.config import TeacherConfig
+    from karmma_edge.train.evaluate import evaluate_run
+    from karmma_edge.train.teacher import train_teacher
+
+    files = {}
+    torch.manual_seed(0)
+    for m in ("rgb", "flow", "audio"):
+        net = build_extractor(CFG, m).eval()
+        shape = (2, *CFG.spec.input_shape(m))
+        x = torch.zeros(shape, dtype=torch.uint8) if m != "audio" else torch.zeros(shape)
+        files[m] = tmp_path / f"{m}.ts"
+        torch.jit.save(torch.jit.trace(net, (x,)), files[m])
+    cfg = TeacherConfig(data=tiny_dataset, extractor_files=files, spec_model="student-xs", fusion_dim=32,
+                        fusion_depth=1, fusion_heads=2, epochs=1, batch_size=16, threads=1)
+    info = train_teacher(cfg, tmp_path / "teacher", progress=False)
+    assert info["extractors"]["audio"]["origin"] == str(files["audio"])
+    result = evaluate_run(tmp_path / "teacher", draws=2, progress=False)
+    assert result["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])

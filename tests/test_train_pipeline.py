@@ -73,3 +73,24 @@ def test_torchrun_two_processes(tiny_dataset, tmp_path):
     result = evaluate_run(out, draws=2, progress=False)
     # The checkpoint evaluates to what the run recorded, as a single-process run's does.
     assert result["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])
+
+
+def test_demo_configs_match_the_reproduce_preset():
+    from karmma_edge.train.config import read_yaml
+    from karmma_edge.train.reproduce import PRESETS
+
+    demo = PRESETS["demo"]
+    assert read_yaml(CONFIGS / "extractors-demo.yaml") == {"split": "pretrain", **demo.extractors}
+    assert read_yaml(CONFIGS / "teacher-demo.yaml") == demo.teacher
+    assert read_yaml(CONFIGS / "karmma-demo.yaml") == {"modality_dropout": 0.5, **demo.student}
+
+
+def test_config_errors_name_the_field(tmp_path):
+    bad = tmp_path / "teacher.yaml"
+    bad.write_text("fusion_dim: -3\nextractor_files: {sonar: x.onnx}\n")
+    from karmma_edge.errors import ConfigError
+    from karmma_edge.train.config import TeacherConfig, load_config
+
+    with pytest.raises(ConfigError, match="fusion_dim") as e:
+        load_config(bad, TeacherConfig)
+    assert "extractor_files.sonar" in str(e.value)
