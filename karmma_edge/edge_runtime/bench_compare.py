@@ -1,0 +1,46 @@
+"""`bench --compare OLD/results.json`: regressions beyond the noise the old run itself measured.
+
+Latency: the new median is worse only if it lies above the old run's 90th percentile, i.e. above the
+old median by more than the old p90 - p50 spread (which also covers "above the old maximum").
+Accuracy and the deployed curve: a drop of more than one clip's worth (100 / clips points) on the
+same held-out split; smaller moves are the quantizer's or the draws' noise, not a regression.
+"""
+
+from __future__ import annotations
+
+from karmma_edge.edge_runtime.bench_results import BenchResults, Comparison, Regression
+
+RULES = [
+    "latency: new p50 > old p90 (old p50 + the old p90-p50 spread)",
+    "accuracy and deployed curve: new top-1 < old top-1 - 100/clips (one clip's worth)",
+]
+
+
+def compare(old: BenchResults, new: BenchResults, old_path: str) -> Comparison:
+    regressions: list[Regression] = []
+    unmatched: list[str] = []
+    new_latency = {r.key: r for r in new.latency}
+    for o in old.latency:
+        label = f"{o.backend} {o.profile} {o.precision} b{o.batch}"
+        n = new_latency.get(o.key)
+        if n is None:
+            unmatched.append(f"latency {label}")
+        elif n.p50_ms > o.p90_ms:
+            regressions.append(Regression("latency", label, o.p50_ms, n.p50_ms, o.p90_ms,
+                                          f"p50 above old p90 ({o.p50_ms:.3f} + {o.p90_ms - o.p50_ms:.3f} ms)"))
+    for o in old.accuracy:
+        label = f"{o.backend} {o.profile} {o.precision}"
+        n = new.accuracy_of(*o.key)
+        if n is None:
+            unmatched.append(f"accuracy {label}")
+        elif n.action_top1 < o.action_top1 - 100.0 / o.clips:
+            regressions.append(Regression("accuracy", label, o.action_top1, n.action_top1,
+                                          o.action_top1 - 100.0 / o.clips, f"dropped more than one clip of {o.clips}"))
+    if old.curve is not None and new.curve is not None and old.data and new.data:
+        one_clip = 100.0 / old.data["clips"]
+        for p, acc in old.curve.engine.items():
+            now = new.curve.engine.get(p)
+            if now is not None and now < acc - one_clip:
+                regressions.append(Regression("curve", f"deployed {old.curve.engine_precision} p={p}", acc, now,
+                                              acc - one_clip, f"dropped more than one clip of {old.data['clips']}"))
+    return Comparison(old=old_path, rules=RULES, regressions=regressions, unmatched=unmatched)
