@@ -14,7 +14,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def run_demo(out: Path, preset: str = "demo", config: str = "student-demo.yaml") -> None:
     from karmma_edge.data import synthesize
-    from karmma_edge.edge_runtime.bench import render_table, run_bench
+    from karmma_edge.edge_runtime.bench import BenchOptions, render_table, run_bench
     from karmma_edge.quantize.build import BuildOptions, build_bundle
     from karmma_edge.train.config import load_config
     from karmma_edge.train.loop import train_student
@@ -41,6 +41,6 @@ def run_demo(out: Path, preset: str = "demo", config: str = "student-demo.yaml")
     step(f"building the bundle (every profile, FP32 and INT8) into {bundle}")
     build_bundle(BuildOptions(run=run, out=bundle))
     step(f"benchmarking into {bench}")
-    rows = run_bench(bundle, data, bench)
+    rows = run_bench(bundle, data, bench, BenchOptions(run=run))
     console.print(render_table(rows))
     step(f"done: {out}")

@@ -10,20 +10,44 @@ import typer
 
 def bench(
     bundle: Path = typer.Option(..., "--bundle", help="bundle directory (from `build`)"),
-    data: Path = typer.Option(..., "--data", help="dataset root with the held-out split"),
-    out: Path = typer.Option(..., "--out", help="report directory"),
-    profiles: str = typer.Option("all", "--profiles", help="profiles to run, comma list or all"),
-    runs: int = typer.Option(50, "--runs", help="timed runs per latency figure"),
-    threads: int = typer.Option(2, "--threads"),
+    out: Path = typer.Option(..., "--out", help="report directory: results.json, results.csv, report.md, PNGs"),
+    data: Optional[Path] = typer.Option(None, "--data", help="dataset root with the held-out split [the run's]"),
+    run: Optional[Path] = typer.Option(None, "--run", help="the training run the bundle came from: torch eager rows "
+                                                           "and the student's curve (needs torch)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="dataset format epic100 | ssv2 [the run's, else epic100]"),
+    profiles: str = typer.Option("all", "--profiles", help="profiles to time, comma list or all"),
+    backends: str = typer.Option("onnxruntime,tensorrt", "--backends", help="comma list: onnxruntime, tensorrt"),
+    precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="comma list: fp32, fp16, int8"),
+    batch: str = typer.Option("1,4,8", "--batch", help="batch sizes, comma list"),
+    runs: int = typer.Option(100, "--runs", help="timed runs per latency figure (at least 100)"),
+    warmup: int = typer.Option(10, "--warmup", help="untimed runs before timing"),
+    threads: int = typer.Option(2, "--threads", help="intra-op threads per engine"),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="an earlier results.json: mark regressions"),
+    allow_few_runs: bool = typer.Option(False, "--allow-few-runs", hidden=True, help="tests only: --runs below 100"),
 ) -> None:
-    """Held-out accuracy and batch-1 latency per profile, FP32 against INT8."""
+    """Latency, resources and accuracy per profile, backend and precision; the deployed curve; a report."""
     from rich.console import Console
 
-    from karmma_edge.edge_runtime.bench import render_table, run_bench
+    from karmma_edge.edge_runtime.bench import BenchOptions, parse_batches, parse_list, render_table, run_bench
+    from karmma_edge.edge_runtime.bench_report import skipped_lines
 
-    rows = run_bench(bundle, data, out, profiles=profiles, runs=runs, threads=threads)
-    Console().print(render_table(rows))
-    typer.echo(f"wrote {out}/results.json and {out}/results.csv")
+    opts = BenchOptions(profiles=profiles, backends=parse_list(backends, "--backends"),
+                        precisions=parse_list(precisions, "--precisions"), batches=parse_batches(batch),
+                        runs=runs, warmup=warmup,
+                        threads=threads, run=run, fmt=fmt, compare=compare, allow_few_runs=allow_few_runs)
+    results = run_bench(bundle, data, out, opts)
+    console = Console()
+    console.print(render_table(results))
+    if results.curve is not None and results.curve.max_gap is not None:
+        console.print(f"deployed INT8 curve vs torch student: largest gap {results.curve.max_gap:.2f} points over p")
+    for line in skipped_lines(results):
+        console.print(f"skipped {line}", markup=False)
+    if results.comparison is not None:
+        for g in results.comparison.regressions:
+            console.print(f"[bold red]REGRESSION[/] {g.kind} {g.key}: {g.old:.3f} -> {g.new:.3f} ({g.rule})")
+        if not results.comparison.regressions:
+            console.print(f"no regression against {compare}")
+    typer.echo(f"wrote {out}/report.md, results.json, results.csv")
 
 
 def _parse_http(value: str | None) -> tuple[str | None, int | None]:
