@@ -1,0 +1,153 @@
+"""`karmma-edge bench` on the tiny bundle: the files and results.json schema, the deployed curve, --compare.
+
+Timing is never asserted (DESIGN 11): only that the figures exist, are consistent and are stated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from dataclasses import fields
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from karmma_edge.cli import app
+from karmma_edge.edge_runtime.bench_compare import compare
+from karmma_edge.edge_runtime.bench_results import (SCHEMA, AccuracyRow, BenchResults, Curve, LatencyRow,
+                                                    load_results)
+
+PROFILES = "rgb+flow+audio,audio"
+FAST = ["--runs", "3", "--allow-few-runs", "--warmup", "1", "--threads", "1"]
+
+
+def bench(*args: str) -> str:
+    result = CliRunner().invoke(app, ["bench", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def run_dir(request):
+    """The training run for the torch rows, where torch is installed (the runtime job has none)."""
+    return request.getfixturevalue("tiny_run") if find_spec("torch") else None
+
+
+@pytest.fixture(scope="module")
+def bench_out(tiny_bundle, tiny_data_root, run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    bench("--bundle", str(tiny_bundle), "--data", str(tiny_data_root), "--profiles", PROFILES,
+          "--batch", "1,2", *FAST, *(["--run", str(run_dir)] if run_dir else []), "--out", str(out))
+    return out
+
+
+def test_bench_writes_files_with_the_documented_schema(bench_out, run_dir):
+    for name in ("results.json", "results.csv", "report.md"):
+        assert (bench_out / name).is_file(), name
+    if find_spec("matplotlib"):
+        assert (bench_out / "accuracy_latency.png").stat().st_size > 10_000
+        assert (bench_out / "accuracy_vs_p.png").stat().st_size > 10_000
+
+    data = json.loads((bench_out / "results.json").read_text())
+    assert data["schema"] == SCHEMA
+    assert set(data) == {f.name for f in fields(BenchResults)}
+    for key in ("cpu", "cores_logical", "versions", "jetpack", "power_mode", "gpu", "load_average"):
+        assert key in data["machine"]
+    assert {"onnxruntime", "tensorrt", "torch"} <= set(data["machine"]["versions"])
+
+    engines = {("onnxruntime", "fp32"), ("onnxruntime", "int8")} | ({("torch-eager", "fp32")} if run_dir else set())
+    expected = {(b, p, prec, batch) for b, prec in engines for p in PROFILES.split(",") for batch in (1, 2)}
+    rows = data["latency"]
+    assert {(r["backend"], r["profile"], r["precision"], r["batch"]) for r in rows} == expected
+    for r in rows:
+        assert set(r) == {f.name for f in fields(LatencyRow)}
+        assert r["runs"] == 3 and r["warmup"] == 1
+        assert r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert r["throughput_clips_s"] > 0 and r["load_ms"] > 0 and r["peak_rss_mb"] > 0
+        assert r["gpu_util_percent"] is None            # no GPU here: stated, not invented
+    for a in data["accuracy"]:
+        assert set(a) == {f.name for f in fields(AccuracyRow)}
+        assert 0 <= a["action_top1"] <= 100 and a["clips"] == data["data"]["clips"]
+    assert set(data["curve"]) == {f.name for f in fields(Curve)}
+    assert list(data["curve"]["engine"]) == [f"{p / 10:.1f}" for p in range(10)]
+    assert set(data["switching"]["ms"]) == {"rgb+flow+audio->audio", "audio->rgb+flow+audio"}
+
+    # Skips are stated with their reason, never a crash: no TensorRT here, no FP16 on ONNX Runtime.
+    skipped = {(s["backend"], s["precision"]) for s in data["skipped"]}
+    assert ("onnxruntime", "fp16") in skipped
+    if not find_spec("tensorrt"):
+        assert {("tensorrt", p) for p in ("fp32", "fp16", "int8")} <= skipped
+
+    with open(bench_out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    report = (bench_out / "report.md").read_text()
+    for text in ("ONNX Runtime 1.", "TensorRT", "JetPack", "3 timed runs", "min-max ms", "## Deployed system",
+                 "not offered", "## Profile switch latency"):
+        assert text in report, text
+    assert load_results(bench_out / "results.json").latency[0].runs == 3
+
+
+def test_deployed_curve_at_p0_is_the_full_profile_int8_accuracy(bench_out):
+    results = load_results(bench_out / "results.json")
+    full = results.accuracy_of("onnxruntime", "rgb+flow+audio", "int8")
+    assert results.curve.engine["0.0"] == pytest.approx(full.action_top1)
+    assert results.curve.engine_min["0.0"] == results.curve.engine_max["0.0"]    # p=0 draws keep everything
+    assert set(results.curve.profiles) == set(results.bundle["profiles"])        # the whole bundle is deployed
+
+
+def test_student_curve_uses_the_draws_of_karmma_edge_eval(bench_out, run_dir):
+    if run_dir is None:
+        pytest.skip("needs torch and the training run")
+    from karmma_edge.train.evaluate import evaluate_run
+
+    results = load_results(bench_out / "results.json")
+    assert results.curve.rng == "torch"
+    assert results.curve.student == pytest.approx(evaluate_run(run_dir, progress=False)["curve"])
+    assert results.curve.student["0.0"] == pytest.approx(
+        results.accuracy_of("torch-eager", "rgb+flow+audio", "fp32").action_top1)
+
+
+def test_compare_marks_a_doctored_regression(bench_out, tiny_bundle, tiny_data_root, tmp_path):
+    new = load_results(bench_out / "results.json")
+    assert compare(new, new, "same").regressions == []          # a run is within its own noise
+
+    old = json.loads((bench_out / "results.json").read_text())
+    row = next(r for r in old["latency"] if r["profile"] == "audio" and r["precision"] == "int8" and r["batch"] == 1)
+    row.update(p50_ms=row["min_ms"] / 10, p90_ms=row["min_ms"] / 9, max_ms=row["min_ms"] / 8)   # old run "faster"
+    acc = next(a for a in old["accuracy"] if a["profile"] == "audio" and a["precision"] == "int8")
+    acc["action_top1"] += 2 * 100 / acc["clips"]                                                  # old run 2 clips better
+    doctored = tmp_path / "old" / "results.json"
+    doctored.parent.mkdir()
+    doctored.write_text(json.dumps(old))
+
+    out = tmp_path / "new"
+    printed = bench("--bundle", str(tiny_bundle), "--data", str(tiny_data_root), "--profiles", "audio",
+                    "--backends", "onnxruntime", "--precisions", "int8", "--batch", "1", *FAST,
+                    "--compare", str(doctored), "--out", str(out))
+    assert "REGRESSION latency onnxruntime audio int8 b1" in printed
+    assert "REGRESSION accuracy onnxruntime audio int8" in printed
+    report = (out / "report.md").read_text()
+    assert "**REGRESSION** | onnxruntime audio int8 b1" in report
+    kinds = {(g.kind, g.key) for g in load_results(out / "results.json").comparison.regressions}
+    assert kinds == {("latency", "onnxruntime audio int8 b1"), ("accuracy", "onnxruntime audio int8")}
+
+
+def test_fewer_than_100_runs_needs_the_test_option(tiny_bundle, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "karmma_edge.cli", "bench", "--bundle", str(tiny_bundle),
+                        "--runs", "10", "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "--runs 10" in r.stderr and "at least 100" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_compare_with_a_file_that_is_not_bench_results_names_it(tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text('{"rows": []}')
+    from karmma_edge.errors import KarmmaError
+
+    with pytest.raises(KarmmaError, match="--compare .*results.json"):
+        load_results(bad)
