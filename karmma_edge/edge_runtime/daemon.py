@@ -27,6 +27,7 @@ from karmma_edge.edge_runtime.selector import ProfileSelector
 from karmma_edge.edge_runtime.sensors import CameraSensor, FlowWorker, MicSensor, SensorThread, WavFileSensor
 from karmma_edge.edge_runtime.sources import parse_source
 from karmma_edge.edge_runtime.telemetry import RuntimeMetrics
+from karmma_edge.edge_runtime.thumbnail import Thumbnail
 from karmma_edge.edge_runtime.windows import PendingWindows, WindowAssembler, WindowScheduler
 from karmma_edge.errors import ConfigError
 from karmma_edge.profiles import MODALITIES
@@ -102,6 +103,8 @@ class Daemon:
                                        realtime=cfg.sources.realtime, loop=cfg.sources.loop, flow=flow,
                                        stall_timeout_s=cfg.liveness.stall_timeout_s)
             self.threads += [self.camera] + ([flow] if flow else [])
+        camera = self.camera
+        self.thumbnail = Thumbnail(lambda: camera.latest_rgb if camera is not None else None, self.clock)
         if has_mic:
             src = self.sources["audio"]
             if src.kind == "file":
@@ -224,8 +227,21 @@ class Daemon:
                 self.monitor.set_muted(sensor, muted, now)
                 if muted:   # drop what was captured: a muted sensor's data must not reach a window
                     (self.audio_ring if sensor == "audio" else self.frame_rings[sensor]).clear()
+                    if sensor == "rgb" and self.camera is not None:   # nor the live page's thumbnail
+                        self.camera.latest_rgb = None
+                        self.thumbnail.clear()
         log.info("sensor %s %s via the API", name, "enabled" if enabled else "muted")
         return {"sensor": name, "enabled": enabled, "muted": sorted(self._muted)}
 
     def sse_clients_changed(self, delta: int) -> None:
         self.metrics.sse_clients.inc(delta)
+
+    def thumbnail_jpeg(self) -> bytes:
+        if self.camera is None:
+            raise LookupError("this daemon has no camera")
+        if self.monitor.is_muted("rgb"):
+            raise LookupError("the camera is muted")
+        jpeg = self.thumbnail.jpeg()
+        if jpeg is None:
+            raise LookupError("no camera frame yet")
+        return jpeg

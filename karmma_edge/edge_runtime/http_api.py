@@ -1,5 +1,6 @@
 """The daemon's HTTP API on the standard library's ThreadingHTTPServer (no web framework to install
-on the device): /healthz, /metrics, /v1/events (Server-Sent Events), POST /v1/sensors/{name}.
+on the device): /healthz, /metrics, /v1/events (Server-Sent Events), POST /v1/sensors/{name}, and
+the live page: GET / (static files from the package's `static/` folder) and the camera thumbnail.
 
 Routes are a table of (method, path pattern) -> handler so later endpoints (a status page, a camera
 thumbnail, a microphone level) are one entry each.
@@ -8,6 +9,7 @@ thumbnail, a microphone level) are one entry each.
 from __future__ import annotations
 
 import hmac
+import importlib.resources
 import json
 import logging
 import queue
@@ -34,6 +36,7 @@ class RuntimeApi(Protocol):
     def metrics_text(self) -> bytes: ...
     def set_sensor_enabled(self, name: str, enabled: bool) -> dict: ...   # raises KeyError for unknown sensors
     def sse_clients_changed(self, delta: int) -> None: ...
+    def thumbnail_jpeg(self) -> bytes: ...   # raises LookupError (with the reason) when there is no image
 
 
 class ApiError(Exception):
@@ -91,10 +94,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def send_json(self, body: dict, status: HTTPStatus = HTTPStatus.OK) -> None:
         self.send_body(json.dumps(body).encode(), "application/json", status)
 
-    def send_body(self, data: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+    def send_body(self, data: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK,
+                  headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         if status == HTTPStatus.UNAUTHORIZED:
             self.send_header("WWW-Authenticate", 'Bearer realm="karmma-edge"')
         self.end_headers()
@@ -177,6 +183,45 @@ def _events(req: ApiRequestHandler, _: re.Match) -> None:
     finally:
         api.hub.unsubscribe(sub)
         api.sse_clients_changed(-1)
+
+
+# --- the live page ---------------------------------------------------------------------------------
+
+STATIC_TYPES = {"index.html": "text/html; charset=utf-8", "page.js": "text/javascript; charset=utf-8",
+                "page.css": "text/css; charset=utf-8"}
+# The page loads nothing but its own files and this daemon's API: it must work on a device with no
+# network, and the policy makes the browser refuse anything else (no CDN, fonts or beacons; data:
+# only for the empty favicon).
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                                           "frame-ancestors 'none'",
+                "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def static_file(name: str) -> bytes:
+    return importlib.resources.files("karmma_edge.edge_runtime").joinpath("static", name).read_bytes()
+
+
+@route("GET", "/")
+def _page(req: ApiRequestHandler, _: re.Match) -> None:
+    req.send_body(static_file("index.html"), STATIC_TYPES["index.html"], headers=PAGE_HEADERS)
+
+
+@route("GET", r"/static/(?P<name>[a-z]+\.[a-z]+)")
+def _static(req: ApiRequestHandler, match: re.Match) -> None:
+    name = match["name"]
+    if name not in STATIC_TYPES:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no static file {name}")
+    req.send_body(static_file(name), STATIC_TYPES[name], headers=PAGE_HEADERS)
+
+
+@route("GET", "/v1/sensors/rgb/thumbnail.jpg")
+def _thumbnail(req: ApiRequestHandler, _: re.Match) -> None:
+    """The camera's newest frame as a small JPEG (re-encoded at most twice a second)."""
+    try:
+        jpeg = req.api.thumbnail_jpeg()
+    except LookupError as e:
+        raise ApiError(HTTPStatus.NOT_FOUND, str(e.args[0])) from None
+    req.send_body(jpeg, "image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 class ApiServer(ThreadingHTTPServer):
