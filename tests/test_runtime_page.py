@@ -92,10 +92,10 @@ def test_page_follows_profiles_and_mutes_the_mic(tiny_bundle: Path, media, tmp_p
     """Acceptance 1 and 3: rgb-and-audio profile, then `audio` after the video ends; the page's Mute
     button (with the token from ?token=) mutes the mic and /healthz agrees; a killed daemon shows
     'stream disconnected'. The browser can resolve no host but 127.0.0.1."""
+    # The browser first (this skips without selenium or Chromium): the daemon's start starts the video.
+    driver, profile = launch_chromium()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
-    driver, profile = launch_chromium()   # before the daemon: the video's clock starts with the daemon
     daemon = start_daemon(tiny_bundle, tmp_path, "--rgb", f"file:{media.video}", "--audio", f"file:{media.wav}",
                           config={"http": {"token": TOKEN}})
     try:

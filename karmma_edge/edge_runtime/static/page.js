@@ -17,6 +17,7 @@ const recent = [];          // {t: browser time in s, seq, profile, latency_ms},
 const switches = [];        // {t, from, to}
 let health = null;          // the newest /healthz reply
 let lastHealthAt = 0;
+let lastPrediction = null;  // and the browser time it arrived: {p, t}
 let profileColours = {};
 
 function el(tag, attrs = {}, ...children) {
@@ -63,7 +64,7 @@ function showTokenState() {
 // --- sensor tiles ---------------------------------------------------------------------------------
 
 function sensorState(s) {
-  if (s.muted) return ["muted", "⏸ MUTED"];
+  if (s.muted) return ["muted", "⊘ MUTED"];
   if (s.live) return ["live", "● LIVE"];
   if (s.reason === "no data" || s.reason === "recovering") return ["waiting", `◌ WAITING: ${s.reason}`];
   return ["dead", `✕ DEAD: ${s.reason}`];
@@ -78,14 +79,15 @@ function makeTile(name) {
     body.append(el("div", {class: "meter-wrap"},
       el("div", {class: "level", text: "— dBFS"}),
       el("div", {class: "meter"}, el("div", {class: "meter-fill"})),
-      el("div", {class: "meter-scale"}, ...["−60", "−40", "−20", "0 dBFS"].map((t) => el("span", {text: t})))));
+      el("div", {class: "meter-scale"}, ...[-60, -40, -20, 0].map(scaleMark))));
   } else {
     body.append(el("div", {class: "muted-text", text: "Dense optical flow (OpenCV DIS) between consecutive camera frames."}));
   }
   const button = el("button", {type: "button", class: "mute"});
   button.addEventListener("click", () => toggleMute(name, button));
   return el("article", {class: "tile", id: `tile-${name}`, "data-state": "waiting"},
-    el("div", {class: "tile-head"}, el("h2", {text: `${SENSORS[name] || name} (${name})`}), el("span", {class: "state"})),
+    el("div", {class: "tile-head"}, el("h2", {text: `${SENSORS[name] || name} `}, el("code", {text: name})),
+      el("span", {class: "state"})),
     body,
     el("div", {class: "tile-foot"}, el("span", {class: "source muted-text"}), button),
     el("div", {class: "error"}));
@@ -107,12 +109,19 @@ function renderTiles(h) {
   }
 }
 
+function scaleMark(db) {   // a label placed where its level is on the meter
+  const mark = el("span", {text: db === 0 ? "0 dBFS" : `${db}`.replace("-", "−")});
+  mark.style.left = `${(100 * (db + 60) / 60).toFixed(1)}%`;
+  return mark;
+}
+
 function renderLevel(tile, s) {
   const level = s.live ? s.level_dbfs : null;   // a dead or muted mic has no current level
   tile.querySelector(".level").textContent = level == null ? `— dBFS (${s.muted ? "muted" : "no signal"})`
-                                                           : `${level.toFixed(1)} dBFS`;
+                                                           : `${level.toFixed(1).replace("-", "−")} dBFS`;
   const fill = level == null ? 0 : Math.min(1, Math.max(0, (level + 60) / 60));
   tile.querySelector(".meter-fill").style.width = `${(100 * fill).toFixed(1)}%`;
+  tile.querySelector(".meter-fill").classList.toggle("hot", level != null && level > -3);
 }
 
 function refreshThumbnail() {
@@ -120,6 +129,7 @@ function refreshThumbnail() {
   if (!thumb) return;
   const img = thumb.querySelector("img"), note = thumb.querySelector(".thumb-note");
   const show = (ok, text) => { img.hidden = !ok; note.hidden = ok; note.textContent = text; };
+  if (!health) return;        // daemon unreachable: keep the last image (the page is greyed out)
   if (thumb.dataset.muted) return show(false, "camera muted — no image");
   const next = new Image();   // load off-screen, swap when complete: no flicker
   next.onload = () => {
@@ -128,7 +138,7 @@ function refreshThumbnail() {
     document.querySelector("#tile-rgb .thumb-caption").textContent =
       `newest frame as the model sees it, refreshed every ${THUMB_MS / 1000} s`;
   };
-  next.onerror = () => show(false, "no image yet");
+  next.onerror = () => { if (!img.src) show(false, "no image yet"); };   // else keep the last frame
   next.src = `/v1/sensors/rgb/thumbnail.jpg?t=${Date.now()}`;
 }
 
@@ -171,17 +181,25 @@ function onPrediction(p) {
   while (recent.length && recent[0].t < t - HISTORY_S) recent.shift();
   $("profile").textContent = p.profile;
   $("profile").style.background = `${colour(p.profile)}33`;
-  $("pred-meta").textContent = `window #${p.seq} · live: ${p.live.join(", ") || "none"} · ` +
-                               `inference ${p.latency_ms.toFixed(2)} ms`;
+  lastPrediction = {p, t};
+  renderPredictionMeta();
   renderTopK("top-verb", p.verb);
   renderTopK("top-noun", p.noun);
   renderTopK("top-action", p.action);
 }
 
+function renderPredictionMeta() {
+  if (!lastPrediction) return;
+  const {p, t} = lastPrediction, age = now() - t, old = age > 3;
+  $("pred-meta").textContent = `window #${p.seq} · live: ${p.live.join(", ") || "none"} · ` +
+    `inference ${p.latency_ms.toFixed(2)} ms` + (old ? ` · last prediction, ${age.toFixed(0)} s ago` : "");
+  $("prediction").classList.toggle("old", old);   // grey: no longer what the device recognises
+}
+
 function renderSwitches() {
   const latest = switches.slice(-5).reverse();
   $("switches").replaceChildren(...latest.map((s) =>
-    el("li", {text: `${new Date(s.t * 1000).toLocaleTimeString()}  ${s.from} → ${s.to}`})));
+    el("li", {text: `${new Date(s.t * 1000).toLocaleTimeString()}   ${s.from} → ${s.to}`})));
 }
 
 // --- the timeline and the latency chart share one time axis -----------------------------------------
@@ -242,7 +260,6 @@ function renderCharts() {
     }
   }
   timeTicks(lat, x, height - 14);
-  lat.append(svg("text", {x: width - PAD.right, y: height - 1, "text-anchor": "end"}, "time (s ago)"));
   if (!recent.length) {
     lat.append(svg("text", {x: width / 2, y: 70, "text-anchor": "middle"}, "no prediction in the last 2 minutes"));
   }
@@ -261,7 +278,7 @@ function niceCeil(v) {   // 1, 2 or 5 times a power of ten, at least v
   return [1, 2, 5, 10].map((m) => m * p).find((c) => c >= v);
 }
 
-const fmt = (v) => (v >= 10 || v === 0 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2));
+const fmt = (v) => `${Number(v.toPrecision(2))}`;   // 0, 0.05, 2.5, 10, 250
 
 function renderLegend(profiles) {
   $("legend").replaceChildren(...profiles.map((p) => {
@@ -309,6 +326,7 @@ function renderHealth() {
   }
   $("footer").textContent = `${health.backend} · ${health.precision} · up ${health.uptime_s.toFixed(0)} s · ` +
     `${health.windows} windows · ${health.predictions} predictions · ${health.dropped_windows} dropped`;
+  renderPredictionMeta();
 }
 
 // --- the event stream: EventSource reconnects by itself; the page shows whether it is connected ---
