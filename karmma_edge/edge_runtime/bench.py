@@ -162,7 +162,7 @@ class _Bench:
 
     def measure(self, engine: Engine, profile: str, precision: str) -> None:
         """Load, score and time one engine; a failure to load is a stated skip, not a crash."""
-        self.step(f"{engine.backend} {profile} {precision}: load and score")
+        self.step(f"load, score {engine.backend} {profile} {precision}")
         rss_before = self.monitor.rss_mb()
         try:
             engine.activate()
@@ -176,7 +176,7 @@ class _Bench:
                 self._score(engine, profile, precision)
             self.bar.advance(self.task)
             for batch in self.opts.batches:
-                self.step(f"{engine.backend} {profile} {precision}: batch {batch} x {self.opts.runs} runs")
+                self.step(f"time {engine.backend} {profile} {precision} b{batch}")
                 self._time(engine, profile, precision, batch, load_rss)
                 self.bar.advance(self.task)
         finally:
@@ -211,7 +211,7 @@ class _Bench:
         out = {}
         for p in profiles:
             if (backend, p, precision) not in self.logits:
-                self.step(f"{backend} {p} {precision}: held-out logits for the curve")
+                self.step(f"curve logits {backend} {p} {precision}")
                 with make(p) as engine:
                     self.logits[(backend, p, precision)] = engine_logits(engine, self.held_out)
             out[p] = self.logits[(backend, p, precision)]
@@ -268,7 +268,7 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
     engine_sets = [(b, p) for b in opts.backends for p in opts.precisions]
     per_engine = 1 + len(opts.batches)
     total = 1 + (len(engine_sets) + torch_ok) * len(chosen) * per_engine + 3
-    with Progress(TextColumn("{task.description:<58}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=not opts.progress) as bar:
         task = bar.add_task("decoding held-out clips", total=total)
         held_out = None
@@ -293,7 +293,7 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
             for profile in chosen:
                 bench.measure(TorchEagerEngine(opts.run, profile, opts.threads), profile, "fp32")
 
-        bench.step("deployed curve: INT8 engines picked by ProfileSelector")
+        bench.step("deployed curve")
         if held_out is not None:
             # The deployed system holds every profile of the bundle, whichever ones were timed.
             engine_logits = bench.logits_for(
@@ -301,20 +301,23 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
                 "onnxruntime", bundle.profiles, "int8")
             student_logits = None
             if torch_ok:
-                student_logits = bench.logits_for(lambda p: TorchEagerEngine(opts.run, p, opts.threads),
-                                                  TORCH, all_profiles(spec.modalities), "fp32")
+                try:
+                    student_logits = bench.logits_for(lambda p: TorchEagerEngine(opts.run, p, opts.threads),
+                                                      TORCH, all_profiles(spec.modalities), "fp32")
+                except KarmmaError as e:  # the same failure already skipped the torch rows
+                    notes.append(f"no student curve: {e}")
             results.curve = deployed_curve(engine_logits, held_out.verb, held_out.noun, tuple(spec.modalities),
                                            student_logits)
         bar.advance(task)
 
-        bench.step("profile switch latency (INT8, spin off as in serve)")
+        bench.step("profile switch latency")
         if len(chosen) > 1:
             results.switching = _switching(bundle, chosen, opts)
         else:
             notes.append("one profile benched: no switch latency")
         bar.advance(task)
 
-        bench.step("writing results, report and plots")
+        bench.step("writing report and plots")
         bench.monitor.close()
         order = {p: i for i, p in enumerate(bundle.profiles)}
         results.latency.sort(key=lambda r: (order[r.profile], r.backend, r.precision, r.batch))
