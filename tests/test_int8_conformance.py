@@ -15,6 +15,7 @@ TENSORRT_ONNX_OPS = {
     "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Slice", "Softmax", "Split", "Sqrt",
     "Squeeze", "Sub", "Transpose", "Unsqueeze", "BatchNormalization", "Pow", "Where", "Sigmoid", "Tanh",
     "Erf", "ConstantOfShape", "Range", "Equal", "Not", "Neg", "Abs", "Clip", "MaxPool", "AveragePool",
+    "LeakyRelu",
 }
 
 
