@@ -54,6 +54,26 @@ def media(tiny_data_root: Path, tmp_path_factory: pytest.TempPathFactory):
     return make_media(tiny_data_root, tmp_path_factory.mktemp("page-media"), video_s=6.0, wav_s=14.0)
 
 
+def test_thumbnail_is_encoded_at_most_twice_a_second() -> None:
+    from karmma_edge.edge_runtime.thumbnail import Thumbnail
+
+    class FakeClock:
+        t = 0.0
+
+        def now(self) -> float:
+            return self.t
+
+    clock, frame = FakeClock(), np.zeros((32, 32, 3), np.uint8)
+    thumb = Thumbnail(lambda: frame, clock)
+    for i in range(100):            # 50 requests a second for 2 s
+        clock.t = i * 0.02
+        jpeg = thumb.jpeg()
+    assert thumb.encodes == 4 and jpeg[:2] == b"\xff\xd8"
+    thumb.clear()                   # a mute: the next request re-encodes (and finds no frame)
+    frame = None
+    assert thumb.jpeg() is None
+
+
 @pytest.mark.timeout(90)
 def test_page_and_thumbnail_over_http(tiny_bundle: Path, media, tmp_path: Path) -> None:
     """The page and its files come from package data with a same-origin-only policy, reference nothing
@@ -107,7 +127,9 @@ def test_page_follows_profiles_and_mutes_the_mic(tiny_bundle: Path, media, tmp_p
         wait.until(lambda d: {"rgb", "audio"} <= set(text("profile").split("+")),
                    "the page never showed a profile with rgb and audio")
         # Tiles follow /healthz (polled once a second), the profile follows the event stream.
-        wait.until(lambda d: d.find_element(By.ID, "tile-rgb").get_attribute("data-state") == "live")
+        tile = lambda sensor: driver.find_element(By.ID, f"tile-{sensor}")
+        wait.until(lambda d: [tile(s).get_attribute("data-state") for s in ("rgb", "audio")] == ["live", "live"],
+                   "the camera and microphone tiles never both said live")
         assert "LIVE" in driver.find_element(By.CSS_SELECTOR, "#tile-audio .state").text
         wait.until(lambda d: d.execute_script(
             "const i = document.querySelector('#tile-rgb .thumb img'); return i.complete && i.naturalWidth === 160"),
@@ -116,14 +138,14 @@ def test_page_follows_profiles_and_mutes_the_mic(tiny_bundle: Path, media, tmp_p
         assert driver.find_element(By.CSS_SELECTOR, "#top-verb li .pct").text.endswith("%")
 
         wait.until(lambda d: text("profile") == "audio", "the page never showed `audio` after the video ended")
-        wait.until(lambda d: d.find_element(By.ID, "tile-rgb").get_attribute("data-state") == "dead")
+        wait.until(lambda d: tile("rgb").get_attribute("data-state") == "dead")
         assert "ended" in driver.find_element(By.CSS_SELECTOR, "#tile-rgb .state").text
         assert "audio" in text("switches")
 
         mute = driver.find_element(By.CSS_SELECTOR, "#tile-audio button.mute")
         assert mute.text == "Mute"
         mute.click()
-        wait.until(lambda d: d.find_element(By.ID, "tile-audio").get_attribute("data-state") == "muted",
+        wait.until(lambda d: tile("audio").get_attribute("data-state") == "muted",
                    "the microphone tile never turned muted")
         assert "MUTED" in driver.find_element(By.CSS_SELECTOR, "#tile-audio .state").text
         assert driver.find_element(By.CSS_SELECTOR, "#tile-audio button.mute").text == "Unmute"
