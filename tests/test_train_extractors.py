@@ -7,11 +7,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from karmma_edge.train.extractors import (EXTRACTORS, TorchTokenSource, build_extractor,  # noqa: E402
-                                          load_extractor_file)
+from karmma_edge.train.extractors import (EXTRACTORS, ExtractorConfig, TorchTokenSource,  # noqa: E402
+                                          build_extractor, load_extractor_file)
 from karmma_edge.train.tokens import split_tokens  # noqa: E402
 
 CFG = EXTRACTORS["teacher-xs"]
+SMALL = ExtractorConfig((4, 8), (4, 8), 1, CFG.spec)      # files for the loader tests: small, still real
 
 
 def frames(batch: int = 2) -> torch.Tensor:
@@ -22,13 +23,18 @@ def frames(batch: int = 2) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def flow_net() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_extractor(CFG, "flow").eval()
+    return build_extractor(SMALL, "flow").eval()
 
 
-def test_torch_export_file(flow_net, tmp_path):
-    path = tmp_path / "flow.pt2"
+@pytest.fixture(scope="module")
+def flow_program(flow_net):
     batch = torch.export.Dim("B", min=1, max=64)
-    torch.export.save(torch.export.export(flow_net, (frames(),), dynamic_shapes=({0: batch},)), path)
+    return torch.export.export(flow_net, (frames(),), dynamic_shapes=({0: batch},))
+
+
+def test_torch_export_file(flow_net, flow_program, tmp_path):
+    path = tmp_path / "flow.pt2"
+    torch.export.save(flow_program, path)
     source = load_extractor_file(path, "flow")
     x = frames(3)
     np.testing.assert_allclose(source.tokens(x.numpy()), flow_net(x).detach().numpy(), atol=1e-5)
@@ -43,12 +49,9 @@ def test_torchscript_file(flow_net, tmp_path):
     np.testing.assert_allclose(source.tokens(x.numpy()), flow_net(x).detach().numpy(), atol=1e-5)
 
 
-def test_onnx_file(flow_net, tmp_path):
+def test_onnx_file(flow_net, flow_program, tmp_path):
     path = tmp_path / "flow.onnx"
-    batch = torch.export.Dim("B", min=1, max=64)
-    program = torch.onnx.export(flow_net, (frames(),), dynamo=True, input_names=["flow"],
-                                dynamic_shapes=({0: batch},), verbose=False)
-    program.save(str(path))
+    torch.onnx.export(flow_program, dynamo=True, input_names=["flow"], verbose=False).save(str(path))
     source = load_extractor_file(path, "flow")
     x = frames(3)
     np.testing.assert_allclose(source.tokens(x.numpy()), flow_net(x).detach().numpy(), atol=1e-4)
@@ -96,7 +99,7 @@ def test_teacher_on_user_files(tiny_dataset, tmp_path):
     files = {}
     torch.manual_seed(0)
     for m in ("rgb", "flow", "audio"):
-        net = build_extractor(CFG, m).eval()
+        net = build_extractor(SMALL, m).eval()
         shape = (2, *CFG.spec.input_shape(m))
         x = torch.zeros(shape, dtype=torch.uint8) if m != "audio" else torch.zeros(shape)
         files[m] = tmp_path / f"{m}.ts"

@@ -21,12 +21,12 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 P_KEYS = [f"{0.1 * i:.1f}" for i in range(10)]
 
 
-def test_reproduce_writes_paper_tables(tmp_path):
+def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
     from karmma_edge.train.reproduce import PRESETS, reproduce
 
     preset = PRESETS["smoke"].model_copy(deep=True)
     preset.extractors["epochs"] = preset.teacher["epochs"] = preset.student["epochs"] = 1
-    results = reproduce(preset, tmp_path, seed=0, progress=False, threads=1)
+    results = reproduce(preset, tmp_path, seed=0, progress=False, threads=1, data=tiny_dataset)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
     assert set(results) == {"methods", "cost"}

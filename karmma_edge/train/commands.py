@@ -76,14 +76,16 @@ def eval_cmd(run: Path = typer.Option(..., "--run", help="student or teacher run
 def reproduce_cmd(preset: str = typer.Option("demo", "--preset", help="smoke | demo | full"),
                   seed: int = typer.Option(0, "--seed", help="seeds the data and every training run"),
                   out: Path = typer.Option(..., "--out", help="directory for data, runs and results"),
-                  threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads")) -> None:
+                  threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads"),
+                  data: Optional[Path] = typer.Option(None, "--data", help="an existing dataset root instead of "
+                                                      "synthesizing the preset's")) -> None:
     """Data, extractors, teacher, baselines and KARMMA_S, evaluation: paper-style tables and plots."""
     import logging
 
     from karmma_edge.train.reproduce import reproduce
 
     logging.getLogger("karmma_edge").setLevel(logging.INFO)
-    reproduce(preset, out, seed, threads=threads)
+    reproduce(preset, out, seed, threads=threads, data=data)
     typer.echo((out / "results.md").read_text())
 
 

@@ -65,7 +65,8 @@ def get_preset(name: str) -> ReproducePreset:
 
 
 def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress: bool = True,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, data: Path | None = None) -> dict:
+    """The whole experiment into `out`; `data` is an existing dataset root instead of synthesizing one."""
     from karmma_edge.data import synthesize
     from karmma_edge.inputs import InputSpec
     from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig, validate
@@ -80,7 +81,7 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs, timings = out / "runs", {}
-    data = out / "data"
+    data = Path(data) if data is not None else out / "data"
     common = {"data": data, "seed": seed, "cache_dir": out / "cache", "threads": threads}
 
     def stage(name: str, fn, run_dir: Path | None = None, cfg=None):
@@ -93,7 +94,7 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
         timings[name] = round(time.time() - t0, 1)
         return result
 
-    if not (data / "KARMMA_synth.json").is_file():
+    if not data.is_dir():
         stage("data", lambda: synthesize(data, preset=preset.data, seed=seed, progress=progress))
     ext = runs / "extractors"
     ecfg = validate(ExtractorsConfig, {**preset.extractors, **common}, "extractors preset")
@@ -119,7 +120,7 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
         cost[m] = student_cost(load_student(runs / m)[0])
     results = {"methods": methods, "cost": cost}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    meta = {"preset": preset.model_dump(mode="json"), "seed": seed, "timings_s": timings}
+    meta = {"preset": preset.model_dump(mode="json"), "seed": seed, "data": str(data), "timings_s": timings}
     (out / "reproduce.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(results, meta))
     plot(results, out)
