@@ -166,6 +166,10 @@ def test_sigterm_exits_0_quickly_with_jsonl_complete(tiny_bundle: Path, media, t
         auth = {"Authorization": "Bearer s3cret"}
         assert requests.post(f"{daemon.url}/v1/sensors/nose", json={"enabled": False}, headers=auth,
                              timeout=5).status_code == 404
+        # A form post (what a page on another origin can send without a preflight) is refused.
+        form = requests.post(f"{daemon.url}/v1/sensors/rgb", data='{"enabled": false}', timeout=5,
+                             headers=auth | {"Content-Type": "text/plain"})
+        assert form.status_code == 415
         ok = requests.post(f"{daemon.url}/v1/sensors/rgb", json={"enabled": False}, headers=auth, timeout=5)
         assert ok.status_code == 200
         health = daemon.wait_for(lambda h: h["active_profile"] == "audio", "rgb muted")

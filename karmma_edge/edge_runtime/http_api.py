@@ -107,6 +107,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def read_json(self) -> dict:
+        # application/json only: a page on another origin cannot send it without a CORS preflight,
+        # which this server never grants, so it cannot mute a sensor behind the user's back.
+        if self.headers.get_content_type() != "application/json":
+            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json")
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"null")
