@@ -37,12 +37,12 @@ def setup() -> torch.device:
 
 
 def default_threads() -> int:
-    """CPU threads per process: the cores shared among the processes, one left for everything else.
+    """CPU threads per process: the cores shared evenly among the processes.
 
-    Oversubscribed intra-op threads spin against each other and other jobs; on a busy 2-core machine
-    one thread trains several times faster than two.
+    Oversubscribed intra-op threads spin against each other; on a machine busy with other jobs, set
+    `threads:` in the config lower (on a busy 2-core machine one thread trained faster than two).
     """
-    return max(1, (os.cpu_count() or 1) // world_size() - 1)
+    return max(1, (os.cpu_count() or 1) // world_size())
 
 
 def barrier() -> None:
