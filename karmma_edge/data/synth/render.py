@@ -47,9 +47,9 @@ def background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     streaks = cv2.GaussianBlur(streaks.astype(np.float32), (0, 0), 2.0)
     img[horizon:] += (streaks[horizon:, :, None] * 10.0)
     img *= np.linspace(1.1, 0.85, h, dtype=np.float32)[:, None, None]
-    for _ in range(int(rng.integers(2, 5))):   # cupboard doors, a tile, a towel
-        x0, y0 = int(rng.integers(0, w - 8)), int(rng.integers(0, horizon + 4))
-        x1, y1 = x0 + int(rng.integers(6, w // 3)), y0 + int(rng.integers(4, max(5, horizon)))
+    for _ in range(int(rng.integers(2, 5))):   # cupboard doors and tiles, on the wall only
+        x0, y0 = int(rng.integers(0, w - 8)), int(rng.integers(0, max(1, horizon - 6)))
+        x1, y1 = x0 + int(rng.integers(6, w // 3)), min(horizon - 1, y0 + int(rng.integers(4, max(5, horizon))))
         cv2.rectangle(img, (x0, y0), (x1, y1), tuple(float(c) for c in rng.uniform(40, 240, 3)), -1)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -94,7 +94,7 @@ class VideoRenderer:
         for seg in video.segments:
             params = {  # per-clip nuisances
                 "cx": w / 2 + rng.uniform(-0.1, 0.1) * w, "cy": h * 0.58 + rng.uniform(-0.08, 0.08) * h,
-                "size": w * rng.uniform(0.11, 0.15), "amp": w * rng.uniform(0.28, 0.38),
+                "size": w * rng.uniform(0.17, 0.21), "amp": w * rng.uniform(0.28, 0.38),
                 "phase": rng.uniform(0, 2 * np.pi), "angle0": rng.uniform(-0.3, 0.3),
                 "occ": (rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(-1, 1)),
             }
@@ -138,12 +138,14 @@ class VideoRenderer:
                  self.skin, max(2, int(self.w * 0.11)), cv2.LINE_AA, _SHIFT)
         colour = tuple(float(c) for c in PALETTE[seg.colour])
         cv2.fillPoly(canvas, [_pts(outline)], colour, cv2.LINE_AA, _SHIFT)
+        # A dark rim, as real objects show an edge whatever their colour: the shape reads clearly.
+        cv2.polylines(canvas, [_pts(outline)], True, (25.0, 25.0, 25.0), max(1, int(r * 0.12)), cv2.LINE_AA, _SHIFT)
         # A dark marker from the centre to the front makes rotation visible on every shape.
         front = np.array([cx, cy]) + rot @ np.array([0.8 * r, 0.0])
         cv2.line(canvas, tuple(_pts(np.array([cx, cy]))[0, 0]), tuple(_pts(front)[0, 0]),
                  tuple(0.35 * c for c in colour), max(1, int(r * 0.25)), cv2.LINE_AA, _SHIFT)
-        thumb = np.array([cx + 0.55 * r, cy + 0.45 * r])
-        cv2.ellipse(canvas, tuple(_pts(thumb)[0, 0]), (int(0.35 * r * _ONE), int(0.22 * r * _ONE)),
+        thumb = np.array([cx + 0.7 * r, cy + 0.6 * r])
+        cv2.ellipse(canvas, tuple(_pts(thumb)[0, 0]), (int(0.28 * r * _ONE), int(0.18 * r * _ONE)),
                     float(np.degrees(ang)), 0, 360, self.skin, -1, cv2.LINE_AA, _SHIFT)
 
     def _degrade(self, img: np.ndarray, seg: SegmentPlan, prm: dict, f: int) -> np.ndarray:
