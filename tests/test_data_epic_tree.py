@@ -250,3 +250,23 @@ def test_check_passes_on_a_good_tree(tree: Path) -> None:
     res = CliRunner().invoke(app, ["check", "--root", str(tree), "--decode"])
     assert res.exit_code == 0, res.output
     assert "ok: 5 segments" in res.output
+
+
+def test_tar_index_matches_tarfile_and_falls_back(tmp_path: Path) -> None:
+    from karmma_edge.data.frames import _Tar, _fast_index
+
+    members = {f"u/frame_{k:010d}.jpg": bytes([k]) * (100 + 700 * k) for k in range(1, 6)}
+    members["x" * 150 + ".jpg"] = b"long name"          # needs a GNU/pax long-name header
+    short = {k: v for k, v in members.items() if len(k) < 100}
+    for name, content, fmt in (("short.tar", short, tarfile.USTAR_FORMAT), ("long.tar", members, tarfile.PAX_FORMAT)):
+        path = tmp_path / name
+        with tarfile.open(path, "w", format=fmt) as tf:
+            for k, v in content.items():
+                info = tarfile.TarInfo(f"./{k}")
+                info.size = len(v)
+                tf.addfile(info, io.BytesIO(v))
+        tar = _Tar(path)
+        assert {k: tar.read(k) for k in content} == content
+    assert len(_fast_index(tmp_path / "short.tar")) == len(short)
+    with pytest.raises(ValueError):
+        _fast_index(tmp_path / "long.tar")

@@ -39,12 +39,15 @@ class _Tar:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.index: dict[str, tuple[int, int]] = {}
-        with tarfile.open(path, "r:") as tf:   # plain tar only: compressed tars cannot be seeked
-            for m in tf:
-                if m.isfile():
-                    name = m.name[2:] if m.name.startswith("./") else m.name
-                    self.index[name] = (m.offset_data, m.size)
+        try:
+            self.index = _fast_index(path)
+        except ValueError:
+            # Long names, pax headers, sparse files...: let tarfile parse it (slower, always right).
+            self.index = {}
+            with tarfile.open(path, "r:") as tf:   # plain tar only: compressed tars cannot be seeked
+                for m in tf:
+                    if m.isfile():
+                        self.index[m.name[2:] if m.name.startswith("./") else m.name] = (m.offset_data, m.size)
         self._fh = None
         self._pid = -1
 
@@ -56,6 +59,36 @@ class _Tar:
             self._fh, self._pid = open(self.path, "rb"), os.getpid()
         self._fh.seek(loc[0])
         return self._fh.read(loc[1])
+
+
+def _fast_index(path: Path) -> dict[str, tuple[int, int]]:
+    """member -> (data offset, size) from the 512-byte headers alone.
+
+    tarfile builds a TarInfo per member (~70 us each; an EPIC video has tens of thousands of
+    frames); reading name, size and type straight from each ustar/GNU header is ~20x faster.
+    Raises ValueError on anything it does not handle, so the caller falls back to tarfile.
+    """
+    index: dict[str, tuple[int, int]] = {}
+    with open(path, "rb") as fh:
+        pos = 0
+        while True:
+            fh.seek(pos)
+            hdr = fh.read(512)
+            if len(hdr) < 512 or hdr == b"\0" * 512:
+                return index
+            kind = hdr[156:157]
+            if kind not in (b"0", b"\0", b"5"):       # regular file or directory only
+                raise ValueError(f"tar member type {kind!r}")
+            if hdr[345:346] != b"\0" and hdr[257:262] == b"ustar":
+                raise ValueError("ustar prefix field in use")
+            name = hdr[:100].split(b"\0", 1)[0].decode("utf-8")
+            size_field = hdr[124:136]
+            if size_field[0] & 0x80:                   # base-256 size: only for >8 GiB members
+                raise ValueError("base-256 size")
+            size = int(size_field.split(b"\0", 1)[0].strip() or b"0", 8)
+            if kind != b"5":
+                index[name[2:] if name.startswith("./") else name] = (pos + 512, size)
+            pos += 512 + (size + 511) // 512 * 512
 
 
 class FrameStore:
