@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from karmma_edge.data.frames import MissingData, frame_name
 from karmma_edge.data.sampling import flow_frames_for
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
-
-import numpy as np
 
 
 @dataclass
