@@ -41,6 +41,6 @@ def run_demo(out: Path, preset: str = "demo", config: str = "student-demo.yaml")
     step(f"building the bundle (every profile, FP32 and INT8) into {bundle}")
     build_bundle(BuildOptions(run=run, out=bundle))
     step(f"benchmarking into {bench}")
-    rows = run_bench(bundle, data, bench, BenchOptions(run=run))
+    rows = run_bench(bundle, data, bench, BenchOptions(run=run, batches=(1,)))   # batch 1: the device's case
     console.print(render_table(rows))
     step(f"done: {out}")

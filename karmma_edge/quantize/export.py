@@ -17,6 +17,8 @@ from karmma_edge.profiles import parse_profile
 from karmma_edge.train.models import Student
 
 log = logging.getLogger(__name__)
+# The exporter warns once per torchvision op it cannot register; torchvision is not a dependency.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 OUTPUTS = ("verb", "noun")
 
 

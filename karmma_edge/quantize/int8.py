@@ -6,6 +6,8 @@ activations; the audio front-end (STFT, mel, log) stays FP32.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from collections import deque
@@ -80,20 +82,22 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, modalities: tupl
         pre = fp32 if preprocessed else preprocess(fp32, Path(tmp) / "pre.onnx")
         model = onnx.load(pre)
         excluded = sorted(set(frontend_nodes(model)) | set(exclude))
-        quantize_static(
-            str(pre), str(out), _Reader(calib, modalities, batch),
-            quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[method],
-            extra_options={
-                "ActivationSymmetric": True, "WeightSymmetric": True,
-                # TensorRT's parser rejects DequantizeLinear of int32 (a quantized bias): keep bias FP32.
-                "QuantizeBias": False,
-                # MatMul weights are [in, out]: their output channel is axis 1.
-                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-                "CalibPercentile": percentile,
-            },
-        )
+        # ONNX Runtime's calibrators print their progress to stdout; the build shows its own.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(pre), str(out), _Reader(calib, modalities, batch),
+                quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                  "percentile": CalibrationMethod.Percentile}[method],
+                extra_options={
+                    "ActivationSymmetric": True, "WeightSymmetric": True,
+                    # TensorRT's parser rejects DequantizeLinear of int32 (a quantized bias): keep bias FP32.
+                    "QuantizeBias": False,
+                    # MatMul weights are [in, out]: their output channel is axis 1.
+                    "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                    "CalibPercentile": percentile,
+                },
+            )
     return {"method": method, "percentile": percentile if method == "percentile" else None,
             "excluded_nodes": excluded, "quantized_ops": QUANTIZED_OPS, "calibration_clips": len(calib)}
