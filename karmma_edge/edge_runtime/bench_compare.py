@@ -43,4 +43,14 @@ def compare(old: BenchResults, new: BenchResults, old_path: str) -> Comparison:
             if now is not None and now < acc - one_clip:
                 regressions.append(Regression("curve", f"deployed {old.curve.engine_precision} p={p}", acc, now,
                                               acc - one_clip, f"dropped more than one clip of {old.data['clips']}"))
-    return Comparison(old=old_path, rules=RULES, regressions=regressions, unmatched=unmatched)
+    return Comparison(old=old_path, rules=RULES, regressions=regressions, unmatched=unmatched,
+                      caveats=[_loaded(r, name) for r, name in ((old, "old"), (new, "new")) if _loaded(r, name)])
+
+
+def _loaded(r: BenchResults, name: str) -> str | None:
+    """Within-run spread cannot see load that changed between runs: say when a machine was busy."""
+    load, cores = r.machine["load_average"][0], r.machine["cores_logical"]
+    if load <= cores:
+        return None
+    return (f"the {name} run started with load average {load} on {cores} cores: other jobs were running, so "
+            "latency flags may be their load rather than a regression; rerun both on a quiet machine")

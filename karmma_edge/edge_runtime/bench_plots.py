@@ -43,7 +43,8 @@ def _accuracy_latency(path: Path, results: BenchResults) -> str:
             continue
         ax.errorbar(r.p50_ms, acc.action_top1, xerr=[[r.p50_ms - r.min_ms], [r.p90_ms - r.p50_ms]],
                     fmt=MARKERS[(r.backend, r.precision)], color=colours[r.profile], markersize=9,
-                    markeredgecolor="black", markeredgewidth=0.6, elinewidth=1, capsize=3, alpha=0.9)
+                    markeredgecolor="black", markeredgewidth=0.6, elinewidth=1, capsize=3,
+                    ecolor=(*colours[r.profile][:3], 0.45))   # faint bars keep overlapping markers readable
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 latency, ms (median; bar from min to p90; log scale)")
     ax.set_ylabel("held-out action top-1, %")

@@ -164,6 +164,7 @@ def _comparison(r: BenchResults) -> list[str]:
         lines += ["No regression beyond the old run's measured noise.", ""]
     if c.unmatched:
         lines += [f"Not measured this time: {', '.join(c.unmatched)}.", ""]
+    lines += [f"Caveat: {text}." for text in c.caveats] + ([""] if c.caveats else [])
     return lines
 
 

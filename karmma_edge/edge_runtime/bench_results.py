@@ -27,7 +27,8 @@ results.json (`schema` = "karmma-edge-bench/1"; times in milliseconds, accuracy 
                   prediction of the newly selected profile (INT8, ONNX Runtime, spin off as in serve)
     skipped       [Skip]: {backend, precision, profile (or "*"), reason}
     notes         [str]: what could not be measured here and why
-    comparison    Comparison or null (`--compare`): {old, rules, regressions: [Regression]}
+    comparison    Comparison or null (`--compare`): {old, rules, regressions: [Regression], unmatched,
+                  caveats}
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Comparison:
     rules: list[str]
     regressions: list[Regression]
     unmatched: list[str]              # rows of the old run with no counterpart now
+    caveats: list[str] = field(default_factory=list)   # why latency flags may be other jobs' load
 
 
 @dataclass

@@ -47,6 +47,8 @@ def bench(
             console.print(f"[bold red]REGRESSION[/] {g.kind} {g.key}: {g.old:.3f} -> {g.new:.3f} ({g.rule})")
         if not results.comparison.regressions:
             console.print(f"no regression against {compare}")
+        for text in results.comparison.caveats:
+            console.print(f"caveat: {text}", markup=False)
     typer.echo(f"wrote {out}/report.md, results.json, results.csv")
 
 
