@@ -1,8 +1,6 @@
 """The bundle `build` writes: every profile, FP32 and Q/DQ INT8 graphs, hashes that match."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -62,17 +60,3 @@ def test_tampered_artifact_is_refused(tiny_bundle, tmp_path):
     target.write_bytes(target.read_bytes() + b"\0")
     with pytest.raises(BundleError, match="does not match the SHA-256"):
         Bundle(copy).artifact("audio", "int8")
-
-
-def test_bench_writes_a_row_per_profile_and_precision(tiny_bundle, tiny_data_root, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "karmma_edge.cli", "bench", "--bundle", str(tiny_bundle),
-                        "--data", str(tiny_data_root), "--out", str(tmp_path / "bench"), "--runs", "3"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    rows = json.loads((tmp_path / "bench" / "results.json").read_text())["rows"]
-    assert {(row["profile"], row["precision"]) for row in rows} == {
-        (p, q) for p in all_profiles() for q in ("fp32", "int8")}
-    for row in rows:
-        assert 0.0 <= row["action_top1"] <= 100.0
-        assert row["latency_ms_min"] <= row["latency_ms_p50"] <= row["latency_ms_max"]
-    assert "rgb+flow+audio" in r.stdout
