@@ -6,9 +6,19 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m pytest -q "$@"
 
-PY310=${PYTHON310:-python3.10}
-if ! command -v "$PY310" >/dev/null; then
-  echo "python3.10 not found: skipped the Python 3.10 runtime job (set PYTHON310 to run it)"
+# A working Python 3.10: $PYTHON310, python3.10 on PATH, or a pyenv-installed 3.10 (pyenv's shim
+# refuses to run a version that is installed but not selected).
+PY310=${PYTHON310:-}
+if [ -z "$PY310" ] && python3.10 --version >/dev/null 2>&1; then
+  PY310=python3.10
+fi
+if [ -z "$PY310" ] && command -v pyenv >/dev/null; then
+  for candidate in "$(pyenv root)"/versions/3.10*/bin/python3.10; do
+    if [ -x "$candidate" ]; then PY310=$candidate; break; fi
+  done
+fi
+if [ -z "$PY310" ]; then
+  echo "no Python 3.10 found: skipped the Python 3.10 runtime job (set PYTHON310 to run it)"
   exit 0
 fi
 work=$(mktemp -d)
