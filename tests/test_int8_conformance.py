@@ -2,7 +2,6 @@
 
 import numpy as np
 import onnx
-import pytest
 from onnx import numpy_helper
 
 from karmma_edge.bundle import Bundle

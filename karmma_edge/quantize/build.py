@@ -71,9 +71,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     cache = Path(opts.run) / "cache"
     train = load_split(data_root, "train", spec, fmt, student.modalities, cache, progress)
     held_out = load_split(data_root, "validation", spec, fmt, student.modalities, cache, progress)
-    calib = draw_calibration_set(train, opts.calibration_size, seed=opts.seed)
-    if len(calib) == 0:
-        raise KarmmaError("the calibration set is empty: the training split has no clips")
+    calib = draw_calibration_set(train, opts.calibration_size, seed=opts.seed)   # raises on an empty split
 
     entries: dict[str, ProfileEntry] = {}
     failures: list[tuple[str, str]] = []
@@ -136,7 +134,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
         if failures:
             # Raised inside the atomic block: a failed gate leaves the previous bundle in place.
             raise GateFailed("; ".join(f"profile {p}: {why}" for p, why in failures) +
-                             f". Raise --max-drop, enlarge --calibration-size, or retrain; nothing was written")
+                             ". Raise --max-drop, enlarge --calibration-size, or retrain; nothing was written")
     return manifest
 
 

@@ -14,7 +14,6 @@ import onnx
 
 from karmma_edge.calibration.sets import CalibrationSet
 from karmma_edge.data.arrays import SplitArrays
-from karmma_edge.metrics import top1
 from karmma_edge.quantize.int8 import preprocess, quantize_int8
 
 log = logging.getLogger(__name__)
