@@ -25,9 +25,9 @@ PROFILES = "rgb+flow+audio,audio"
 FAST = ["--runs", "3", "--allow-few-runs", "--warmup", "1", "--threads", "1"]
 
 
-def bench(*args: str) -> str:
+def bench(*args: str, exit_code: int = 0) -> str:
     result = CliRunner().invoke(app, ["bench", *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return result.output
 
 
@@ -127,7 +127,7 @@ def test_compare_marks_a_doctored_regression(bench_out, tiny_bundle, tiny_data_r
     out = tmp_path / "new"
     printed = bench("--bundle", str(tiny_bundle), "--data", str(tiny_data_root), "--profiles", "audio",
                     "--backends", "onnxruntime", "--precisions", "int8", "--batch", "1", *FAST,
-                    "--compare", str(doctored), "--out", str(out))
+                    "--compare", str(doctored), "--out", str(out), exit_code=1)
     assert "REGRESSION latency onnxruntime audio int8 b1" in printed
     assert "REGRESSION accuracy onnxruntime audio int8" in printed
     report = (out / "report.md").read_text()

@@ -22,7 +22,8 @@ def bench(
     runs: int = typer.Option(100, "--runs", help="timed runs per latency figure (at least 100)"),
     warmup: int = typer.Option(10, "--warmup", help="untimed runs before timing"),
     threads: int = typer.Option(2, "--threads", help="intra-op threads per engine"),
-    compare: Optional[Path] = typer.Option(None, "--compare", help="an earlier results.json: mark regressions"),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="an earlier results.json: mark regressions, "
+                                                                     "exit 1 if there is any"),
     allow_few_runs: bool = typer.Option(False, "--allow-few-runs", hidden=True, help="tests only: --runs below 100"),
 ) -> None:
     """Latency, resources and accuracy per profile, backend and precision; the deployed curve; a report."""
@@ -50,6 +51,8 @@ def bench(
         for text in results.comparison.caveats:
             console.print(f"caveat: {text}", markup=False)
     typer.echo(f"wrote {out}/report.md, results.json, results.csv")
+    if results.comparison is not None and results.comparison.regressions:
+        raise typer.Exit(1)        # the report is written; a script or CI job can gate on the code
 
 
 def _parse_http(value: str | None) -> tuple[str | None, int | None]:
