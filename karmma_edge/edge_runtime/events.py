@@ -121,13 +121,13 @@ class JsonLinesSink:
         self.last_seq = _last_seq(self.path)
 
     def _open(self) -> int:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)   # read: the tail check
         try:
             dropped = _cut_torn_tail(fd)
         except OSError:
             os.close(fd)
             raise
-        if dropped:
+        if dropped and self.error is None:   # while failing, every retry may cut its own torn line
             log.warning("%s ended in a partial line (%d bytes, from a crash or a full disk): removed it",
                         self.path, dropped)
         return fd

@@ -23,6 +23,7 @@ import logging
 import resource
 import socket
 import threading
+import time
 from http import HTTPStatus
 from typing import Protocol
 
@@ -139,6 +140,11 @@ class _Guard:
                   request.url.path, status_box["status"])
 
     def _refusal(self, request: Request) -> Response | None:
+        # h11 caps a head that arrives in pieces; one that arrives whole in a single read is
+        # measured here.
+        if sum(len(k) + len(v) for k, v in request.scope["headers"]) > self.cfg.max_header_bytes:
+            return _error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                          f"the headers are larger than {self.cfg.max_header_bytes} bytes")
         if len(request.scope.get("raw_path", b"")) > self.cfg.max_url_chars:
             return _error(HTTPStatus.REQUEST_URI_TOO_LONG, f"the URL is longer than {self.cfg.max_url_chars} characters")
         if not self.hosts.allows(request.headers.get("host")):
@@ -377,8 +383,24 @@ class ApiServer:
             limit_concurrency=connection_cap(cfg.max_connections), timeout_keep_alive=cfg.keepalive_s,
             h11_max_incomplete_event_size=cfg.max_header_bytes, timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, name="http",
-                                       daemon=True)
+        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="http", daemon=True)
+        self._resource_logged = -float("inf")
+
+    async def _serve(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(self._loop_error)
+        await self.server.serve(sockets=[self.socket])
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """Out of file descriptors, asyncio stops accepting for a second and says so with a
+        traceback, every second: one line a minute is enough, and it names the fix."""
+        if not isinstance(context.get("exception"), OSError):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self._resource_logged >= 60:
+            self._resource_logged = now
+            log.error("%s (%s): new connections wait meanwhile; raise the process's file limit (LimitNOFILE=) "
+                      "or lower http.max_connections", context.get("message"), context["exception"])
 
     @property
     def address(self) -> tuple[str, int]:
