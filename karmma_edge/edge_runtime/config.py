@@ -32,6 +32,7 @@ class SourcesConfig(_Section):
     # attempt fails (a hung stream is then a stall, not a hung daemon).
     open_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(3.0, gt=0)
+    probe_s: float = Field(0.5, gt=0)   # how much of a network stream FFmpeg reads to learn its format
 
 
 MIN_TOKEN_CHARS = 16

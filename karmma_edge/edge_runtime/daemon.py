@@ -98,7 +98,7 @@ class Daemon:
         self.audio: SensorThread | None = None
         content = cfg.liveness.content()
         timeouts = SourceTimeouts(cfg.sources.retry_min_s, cfg.sources.retry_max_s, cfg.sources.open_timeout_s,
-                                  cfg.sources.read_timeout_s)
+                                  cfg.sources.read_timeout_s, cfg.sources.probe_s)
         if has_camera:
             flow = None
             if "flow" in sensors:

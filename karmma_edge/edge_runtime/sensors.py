@@ -7,6 +7,7 @@ While a sensor is muted it keeps reading (so a device's stream does not back up)
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -65,6 +66,15 @@ class SourceTimeouts:
     retry_max_s: float = 1.0      # the wait doubles up to this
     open_timeout_s: float = 5.0   # network streams: opening
     read_timeout_s: float = 3.0   # network streams: one frame
+    probe_s: float = 0.5          # network streams: how much of the stream FFmpeg reads to learn its format
+
+
+def limit_stream_probe(probe_s: float) -> None:
+    """FFmpeg reads 5 s of a stream to learn its format before the first frame (about 1.5 s for a
+    15 fps MJPEG stream here): time a returning camera spends dead. OpenCV takes FFmpeg options only
+    from the environment, for the whole process, so this sets them unless the user already has; call
+    it before the sensor threads start (setenv is not thread-safe)."""
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"analyzeduration;{int(probe_s * 1e6)}")
 
 
 class Retry:
@@ -192,6 +202,8 @@ class CameraSensor(SensorThread):
         self.retry = Retry(f"camera {spec.text}", timeouts)
         self.fps = FILE_FPS_FALLBACK
         self._cap: cv2.VideoCapture | None = None
+        if spec.kind == "rtsp":
+            limit_stream_probe(timeouts.probe_s)
         if spec.is_file:
             self._set_capture(open_capture(spec, timeouts))
         self.latest_rgb: np.ndarray | None = None   # newest model-sized frame (for a thumbnail)
