@@ -76,6 +76,27 @@ def test_rtsp_camera_down_at_start_then_up_then_restarted(tiny_bundle: Path, med
 # --- the microphone --------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(120)
+def test_missing_microphone_at_start_is_a_dead_sensor(tiny_bundle: Path, media, tmp_path: Path) -> None:
+    """Issue 14 row 15 for the microphone: a device that is not there starts dead and is retried,
+    while the camera is served."""
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError) as e:
+        pytest.skip(f"the microphone needs sounddevice and libportaudio2 ({e})")
+    daemon = start_daemon(tiny_bundle, tmp_path, "--rgb", f"file:{media.video}", "--audio", "mic:no-such-device",
+                          "--loop", config=SENSOR_CONFIG)
+    try:
+        health = daemon.wait_for(lambda h: h["active_profile"] and h["sensors"]["audio"]["error"],
+                                 "the camera served while the microphone is missing")
+        assert "audio" not in health["active_profile"].split("+")
+        assert "mic:no-such-device" in health["sensors"]["audio"]["error"]
+        assert terminate(daemon) == 0
+        assert "Traceback" not in daemon.log()
+    finally:
+        stop(daemon)
+
+
 @pytest.fixture
 def virtual_mic():
     missing = pulse_missing()

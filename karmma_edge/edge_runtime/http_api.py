@@ -383,7 +383,7 @@ class ApiServer:
             limit_concurrency=connection_cap(cfg.max_connections), timeout_keep_alive=cfg.keepalive_s,
             h11_max_incomplete_event_size=cfg.max_header_bytes, timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="http", daemon=True)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="http", daemon=True)
         self._resource_logged = -float("inf")
 
     async def _serve(self) -> None:

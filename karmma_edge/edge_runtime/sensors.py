@@ -110,14 +110,18 @@ class Retry:
 # --- camera and flow ------------------------------------------------------------------------------
 
 
+def require_gstreamer(spec: SourceSpec) -> None:
+    if "GStreamer:                   YES" not in cv2.getBuildInformation():
+        raise ConfigError(f"camera source {spec.text!r}: this OpenCV was built without GStreamer "
+                          "(the pip wheels are; JetPack's system OpenCV has it)")
+
+
 def open_capture(spec: SourceSpec, timeouts: SourceTimeouts = SourceTimeouts()) -> cv2.VideoCapture:
     """An opened OpenCV capture that has delivered a frame, or a ConfigError naming the source."""
     if spec.kind == "file":
         check_regular_file(Path(spec.target), f"camera source {spec.text!r}")
     if spec.kind == "gst":
-        if "GStreamer:                   YES" not in cv2.getBuildInformation():
-            raise ConfigError(f"camera source {spec.text!r}: this OpenCV was built without GStreamer "
-                              "(the pip wheels are; JetPack's system OpenCV has it)")
+        require_gstreamer(spec)
         cap = cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
     elif spec.kind == "cam":
         cap = cv2.VideoCapture(int(spec.target))
@@ -204,6 +208,8 @@ class CameraSensor(SensorThread):
         self._cap: cv2.VideoCapture | None = None
         if spec.kind == "rtsp":
             limit_stream_probe(timeouts.probe_s)
+        if spec.kind == "gst":   # no retry can fix this OpenCV: an error at start
+            require_gstreamer(spec)
         if spec.is_file:
             self._set_capture(open_capture(spec, timeouts))
         self.latest_rgb: np.ndarray | None = None   # newest model-sized frame (for a thumbnail)
