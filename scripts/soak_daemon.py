@@ -74,6 +74,23 @@ class Events(threading.Thread):
         return None
 
 
+def healthz_burst(url: str, n: int) -> dict:
+    """`n` concurrent GET /healthz, each on its own connection (issue 14 acceptance 1: 200 all
+    answered within 5 s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> int:
+        try:
+            return requests.get(f"{url}/healthz", timeout=30).status_code
+        except requests.RequestException:
+            return 0
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(n) as pool:
+        codes = list(pool.map(one, range(n)))
+    return {"requests": n, "answered_200": codes.count(200), "all_answered_s": round(time.monotonic() - start, 2)}
+
+
 def looping_player(mic, wav: Path, stop: threading.Event) -> threading.Thread:
     def run() -> None:
         while not stop.is_set():
@@ -101,6 +118,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=30.0, help="seconds before the RSS baseline is taken")
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    ap.add_argument("--burst", type=int, default=200, help="concurrent GET /healthz fired once after warm-up")
     ap.add_argument("--config", type=Path, help="serve config (YAML) for the daemon")
     ap.add_argument("--json", type=Path, help="also write the samples and the summary here")
     args = ap.parse_args()
@@ -152,6 +170,7 @@ def main() -> int:
     ps = psutil.Process(proc.pid)
     samples: list[dict] = []
     marks: dict[str, float] = {}
+    burst: dict | None = None
     start = time.monotonic()
     end = start + args.minutes * 60
     next_sample = start + args.interval
@@ -169,6 +188,10 @@ def main() -> int:
                 if "outage" in marks and "restart" not in marks and elapsed >= args.outage_at_s + args.outage_s:
                     camera.start()
                     marks["restart"] = camera.ready_at
+            if args.burst and "burst" not in marks and elapsed >= args.warmup:
+                marks["burst"] = time.time()
+                burst = healthz_burst(url, args.burst)
+                print(f"{args.burst} concurrent /healthz: {burst}", flush=True)
             if time.monotonic() < next_sample:
                 continue
             next_sample += args.interval
@@ -208,7 +231,8 @@ def main() -> int:
                "predictions": samples[-1]["predictions"], "dropped_windows": samples[-1]["dropped"],
                "seq_gaps": int(np.sum(np.diff(seqs) != 1)) if len(seqs) > 1 else 0,
                "profile_switches": samples[-1]["switches"], "sensor_deaths": samples[-1]["deaths"],
-               "jsonl_lines": len(records), "exit_code": code, "sigterm_to_exit_s": round(exit_s, 2)}
+               "jsonl_lines": len(records), "exit_code": code, "sigterm_to_exit_s": round(exit_s, 2),
+               "healthz_burst": burst}
 
     def since(mark: str, has_rgb: bool) -> float | None:
         at = events.first_after(marks[mark], has_rgb) if mark in marks else None

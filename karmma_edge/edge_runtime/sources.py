@@ -29,7 +29,8 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
-_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.-]*://[^/@\s:]*:)[^@\s]*@", re.I)
+# Up to the last @ before the path: a password may hold a raw @ (FFmpeg takes the last one too).
+_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.-]*://[^/@\s:]*:)[^/\s]*@", re.I)
 
 
 def parse_source(text: str, sensor: str) -> SourceSpec:
