@@ -370,6 +370,26 @@ def listen_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+class _OncePerMinute(logging.Filter):
+    """uvicorn logs every malformed request and every connection over the cap: a client could fill
+    the journal. One line per distinct message per minute, with a count of those held back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now, key = time.monotonic(), str(record.msg)
+        at, held = self._last.get(key, (-float("inf"), 0))
+        if now - at < 60:
+            self._last[key] = (at, held + 1)
+            return False
+        self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more in the last minute)"
+        return True
+
+
 class ApiServer:
     """uvicorn serving `build_app` on a thread of its own; the daemon's main thread keeps the
     signals and calls `stop`."""
@@ -383,6 +403,9 @@ class ApiServer:
             limit_concurrency=connection_cap(cfg.max_connections), timeout_keep_alive=cfg.keepalive_s,
             h11_max_incomplete_event_size=cfg.max_header_bytes, timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(self.config)
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _OncePerMinute) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(_OncePerMinute())
         self.thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="http", daemon=True)
         self._resource_logged = -float("inf")
 
