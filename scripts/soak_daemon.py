@@ -204,7 +204,9 @@ def main() -> int:
                       "predictions": metric(text, "karmma_predictions_total"),
                       "dropped": metric(text, "karmma_dropped_windows_total"),
                       "switches": metric(text, "karmma_profile_switches_total"),
-                      "deaths": metric(text, "karmma_sensor_deaths_total")}
+                      "deaths": metric(text, "karmma_sensor_deaths_total"),
+                      "switch_latency_sum": metric(text, "karmma_profile_switch_latency_seconds_sum"),
+                      "switch_latency_count": metric(text, "karmma_profile_switch_latency_seconds_count")}
             samples.append(sample)
             print(f"{sample['t_s']:7.1f} s  RSS {sample['rss_mib']:7.1f} MiB  windows {sample['windows']:6.0f}  "
                   f"dropped {sample['dropped']:.0f}  switches {sample['switches']:.0f}", flush=True)
@@ -231,6 +233,8 @@ def main() -> int:
                "predictions": samples[-1]["predictions"], "dropped_windows": samples[-1]["dropped"],
                "seq_gaps": int(np.sum(np.diff(seqs) != 1)) if len(seqs) > 1 else 0,
                "profile_switches": samples[-1]["switches"], "sensor_deaths": samples[-1]["deaths"],
+               "switch_latency_mean_s": round(samples[-1]["switch_latency_sum"] / samples[-1]["switch_latency_count"], 3)
+               if samples[-1]["switch_latency_count"] else None,
                "jsonl_lines": len(records), "exit_code": code, "sigterm_to_exit_s": round(exit_s, 2),
                "healthz_burst": burst}
 
