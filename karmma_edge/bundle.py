@@ -37,6 +37,8 @@ class Accuracy(BaseModel):
     verb_top1: float
     noun_top1: float
     clips: int
+    clips_right: int | None = None         # action right on this many of `clips` (absent before schema 1.1)
+    evaluation: str | None = None          # how it was measured (INT8: the Q/DQ graph as written)
 
 
 class ProfileEntry(BaseModel):
