@@ -59,6 +59,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     from karmma_edge.metrics import top1
     from karmma_edge.quantize.export import OUTPUTS, export_profile, parity
     from karmma_edge.quantize.gate import gate_profile
+    from karmma_edge.quantize.trt_rules import check_model, require_conformant
     from karmma_edge.train.runs import load_student
 
     student, info = load_student(opts.run)          # fails early on a missing or truncated run
@@ -94,6 +95,9 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
 
             gate = gate_profile(fp32, int8, calib, held_out, modalities, evaluate, opts.max_drop,
                                 opts.calibration_method)
+            # Raised inside the atomic block: a graph TensorRT would refuse is never written.
+            require_conformant(check_model(fp32, graph=f"profile {profile} fp32")
+                               + check_model(int8, graph=f"profile {profile} int8"), f"build --out {opts.out}")
             if not gate.passed:
                 failures.append((profile, gate.reason))
             accuracy = {"fp32": Accuracy(**gate.fp32, clips=len(held_out)),

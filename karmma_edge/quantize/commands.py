@@ -91,5 +91,20 @@ def build(
         raise KarmmaError("--bundle builds engines: add --backend tensorrt (ONNX Runtime needs no engine build)")
 
 
+def check(
+    bundle: Path = typer.Option(..., "--bundle", help="bundle directory (from `build`, here or elsewhere)"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="check only the graph this precision builds "
+                                            "from (int8: Q/DQ, fp16/fp32: FP32) [both]"),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="also check DLA's restrictions"),
+) -> None:
+    """Check every graph of a bundle against TensorRT's ONNX parser rules (10.3 and 11.x); exit 2 on a finding."""
+    from karmma_edge.quantize.trt_rules import check_bundle_for_build
+
+    count = check_bundle_for_build(bundle, None, precision, dla_core)
+    typer.echo(f"{bundle}: {count} graphs conform to TensorRT's ONNX parser rules (10.3 and 11.x)"
+               + (f" and DLA's (core {dla_core})" if dla_core is not None else ""))
+
+
 def register(root: typer.Typer) -> None:
     root.command()(build)
+    root.command()(check)

@@ -34,6 +34,7 @@ from karmma_edge.edge_runtime.backends.tensorrt import (
     sidecar_record,
 )
 from karmma_edge.errors import BackendUnavailable, BundleError, KarmmaError
+from karmma_edge.quantize.trt_rules import check_bundle_for_build
 
 __all__ = [
     "EngineKey", "bundle_trtexec_commands", "build_bundle_engines", "build_engine", "engine_cache_dir",
@@ -289,9 +290,10 @@ def build_bundle_engines(bundle_root: Path, profiles: Sequence[str] | None = Non
     Returns one record per profile: profile, precision, engine path, key, whether it was cached,
     build seconds, and the equivalent trtexec line.
     """
+    kind = onnx_kind(precision)
+    check_bundle_for_build(bundle_root, profiles, precision, dla_core)   # refuses before any engine is built
     require_tensorrt()
     bundle = Bundle(bundle_root)
-    kind = onnx_kind(precision)
     cache = engine_cache_dir(cache_dir)
     names = list(profiles or bundle.profiles)
     results = []
