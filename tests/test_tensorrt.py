@@ -405,3 +405,12 @@ def test_compile_student_matches_torch(tmp_path):
     loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
         torch.testing.assert_close(loaded(rgb.cuda()).cpu(), model(rgb), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("version", ["8.6.2.3", "10.2.0"])
+def test_import_tensorrt_refuses_versions_below_10_3(version, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
+    with pytest.raises(BackendUnavailable, match=r"10\.3 or newer.*JetPack 6\.1"):
+        trt_backend.import_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0.26"))
+    assert trt_backend.import_tensorrt().__version__ == "10.3.0.26"

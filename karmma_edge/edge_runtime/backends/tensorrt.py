@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -48,11 +49,25 @@ def rebuild_hint(profile: str = "PROFILE") -> str:
 # --- lazy imports -------------------------------------------------------------------------------
 
 
+MIN_TENSORRT = (10, 3)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
 def import_tensorrt() -> ModuleType:
     try:
         import tensorrt as trt
     except (ImportError, OSError) as e:  # OSError: bindings present but libnvinfer cannot be loaded
         raise BackendUnavailable(f"TensorRT is not installed here ({e}). {JETSON_INSTALL_HINT}") from None
+    if _version_tuple(trt.__version__)[:2] < MIN_TENSORRT:
+        # 8.6 (JetPack 6.0) lacks ExecutionContextAllocationStrategy and STRONGLY_TYPED, among others.
+        raise BackendUnavailable(
+            f"TensorRT {trt.__version__} is too old: karmma-edge needs TensorRT 10.3 or newer, which is "
+            "JetPack 6.1 or later on a Jetson (JetPack 7 brings TensorRT 11); upgrade JetPack, or use "
+            "`--backend onnxruntime`"
+        )
     return trt
 
 
