@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The oldest and newest TensorRT the code supports: JetPack 6.1's 10.3 and JetPack 7's 11.4.
 VERSIONS = ("10.3.0", "11.4.0.106")
-SOURCES = ("karmma_edge/edge_runtime/backends/tensorrt.py",
+SOURCES = ("karmma_edge/edge_runtime/backends/tensorrt.py", "karmma_edge/edge_runtime/engine_cache.py",
            "karmma_edge/quantize/tensorrt_build.py")
 # Names that hold TensorRT objects in SOURCES (self._engine counts as engine).
 RECEIVERS = {"trt", "builder", "network", "parser", "config", "profile", "tensor", "err", "cache", "engine",
@@ -191,7 +191,7 @@ def test_the_collector_sees_the_calls_and_their_guards():
     uses = {(text, guarded) for _, _, text, _, guarded in tensorrt_uses()}
     texts = {t for t, _ in uses}
     assert {"self._context.execute_async_v3", "config.set_timing_cache", "trt.BuilderFlag.GPU_FALLBACK"} <= texts
-    assert ("engine.device_memory_size", True) in uses           # the fallback after `if hasattr(...): return`
+    assert ("err.node_name", True) in uses                        # `... if hasattr(err, "node_name") else ""`
     assert ("trt.BuilderFlag.FP16", True) in uses                 # after `if ... not hasattr(...): raise`
 
 
@@ -201,3 +201,20 @@ def test_every_tensorrt_call_exists_in_each_supported_version_or_is_guarded(name
                for path, line, text, parts, guarded in tensorrt_uses()
                if not guarded and any(n not in found for n in parts)]
     assert not missing, f"TensorRT {version}'s bindings lack, unguarded: " + "; ".join(missing)
+
+
+def test_a_guard_covers_its_branches_and_the_fallback_after_it():
+    collector = _Collector("snippet.py")
+    collector.visit(ast.parse(
+        "def size(trt, engine):\n"
+        "    trt.Builder\n"
+        "    if hasattr(engine, 'new_size'):\n"
+        "        return engine.new_size\n"
+        "    return engine.old_size\n"
+        "def flags(trt, major):\n"
+        "    flag = trt.BuilderFlag.FP16 if major < 11 else 0\n"
+        "    return trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED\n"
+    ))
+    guarded = {text: g for _, _, text, _, g in collector.uses}
+    assert guarded == {"trt.Builder": False, "engine.new_size": True, "engine.old_size": True,
+                       "trt.BuilderFlag.FP16": True, "trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED": False}
