@@ -204,9 +204,21 @@ def test_dla_refusals_name_the_reason(tmp_path, monkeypatch):
     fake_tensorrt.install(monkeypatch, dla_cores=0)
     with pytest.raises(KarmmaError, match="no DLA .*Orin Nano"):
         build_bundle_engines(bundle, cache_dir=tmp_path / "c", dla_core=0)
+    with pytest.raises(KarmmaError, match="up to 4096"):
+        build_bundle_engines(bundle, cache_dir=tmp_path / "c", dla_core=0, max_batch=5000)
     fake_tensorrt.install(monkeypatch, version="11.4.0.106", dla_cores=2)
     with pytest.raises(KarmmaError, match="TensorRT 11.4.0.106 has no DLA on Jetson"):
         build_bundle_engines(bundle, cache_dir=tmp_path / "c", dla_core=0)
+
+
+def test_fp16_on_tensorrt_11_is_refused_with_the_alternatives(tmp_path, monkeypatch):
+    trt, _ = fake_tensorrt.install(monkeypatch, version="11.4.0.106")
+    bundle = make_bundle(tmp_path / "bundle")
+    with pytest.raises(KarmmaError, match="no FP16 builder flag.*--precision int8"):
+        build_bundle_engines(bundle, ["rgb+audio"], "fp16", cache_dir=tmp_path / "c")
+    assert trt.builds == []
+    [rec] = build_bundle_engines(bundle, cache_dir=tmp_path / "c")      # int8 from the Q/DQ graph builds
+    assert "--stronglyTyped" not in rec["trtexec"] and "--fp16" not in rec["trtexec"]
 
 
 def test_print_trtexec_follows_the_installed_tensorrt(tmp_path, monkeypatch):

@@ -44,6 +44,7 @@ __all__ = [
     "trtexec_command",
 ]
 log = logging.getLogger(__name__)
+DLA_MAX_BATCH = 4096      # TensorRT docs, "DLA Supported Layers and Restrictions"
 
 Shapes = Mapping[str, Sequence[int | str]]   # input name -> full shape, first axis the batch ("B")
 
@@ -141,6 +142,8 @@ def build_batches(max_batch: int | None, dla_core: int | None) -> tuple[int, int
     if max_batch is not None and max_batch < 1:
         raise KarmmaError(f"--max-batch must be at least 1, got {max_batch}")
     if dla_core is not None:
+        if (max_batch or 1) > DLA_MAX_BATCH:
+            raise KarmmaError(f"--max-batch {max_batch}: DLA takes batches up to {DLA_MAX_BATCH}")
         return (max_batch or 1,) * 3
     return 1, 1, max_batch or DEFAULT_MAX_BATCH
 
