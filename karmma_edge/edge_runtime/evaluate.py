@@ -11,13 +11,23 @@ from karmma_edge.edge_runtime.backends.base import Engine
 
 
 def engine_logits(engine: Engine, arrays: SplitArrays, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Verb and noun logits of `engine` on every clip, feeding only the inputs the engine takes."""
+    """Verb and noun logits of `engine` on every clip, feeding only the inputs the engine takes.
+
+    Chunks of at most the engine's max batch (a TensorRT plan takes no more); an engine with a static
+    batch (DLA: min = max) gets the last chunk padded with its last clip, and the padding dropped.
+    """
     names = [t.name for t in engine.inputs]
+    step = min(batch, getattr(engine, "max_batch", None) or batch)
+    static = getattr(engine, "min_batch", 0) == step
     verbs, nouns = [], []
-    for start in range(0, len(arrays), batch):
-        out = engine.infer({m: arrays.inputs[m][start:start + batch] for m in names})
-        verbs.append(out["verb"])
-        nouns.append(out["noun"])
+    for start in range(0, len(arrays), step):
+        feed = {m: arrays.inputs[m][start:start + step] for m in names}
+        n = len(next(iter(feed.values())))
+        if static and n < step:
+            feed = {m: np.concatenate([x, np.repeat(x[-1:], step - n, axis=0)]) for m, x in feed.items()}
+        out = engine.infer(feed)
+        verbs.append(out["verb"][:n])
+        nouns.append(out["noun"][:n])
     return np.concatenate(verbs), np.concatenate(nouns)
 
 

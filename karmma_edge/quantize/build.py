@@ -55,10 +55,11 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     from karmma_edge.calibration.sets import draw_calibration_set
     from karmma_edge.data.arrays import load_split
     from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.evaluate import engine_logits
     from karmma_edge.edge_runtime.backends.onnxruntime import QDQ_REFERENCE
+    from karmma_edge.edge_runtime.evaluate import engine_logits
     from karmma_edge.quantize.export import OUTPUTS, export_profile, parity
     from karmma_edge.quantize.gate import Scores, gate_profile
+    from karmma_edge.quantize.trt_rules import check_model, require_conformant
     from karmma_edge.train.runs import load_student
 
     student, info = load_student(opts.run)          # fails early on a missing or truncated run
@@ -95,6 +96,9 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
 
             gate = gate_profile(fp32, int8, calib, held_out, modalities, evaluate, opts.max_drop,
                                 opts.calibration_method, evaluation=QDQ_REFERENCE)
+            # Raised inside the atomic block: a graph TensorRT would refuse is never written.
+            require_conformant(check_model(fp32, graph=f"profile {profile} fp32")
+                               + check_model(int8, graph=f"profile {profile} int8"), f"build --out {opts.out}")
             if not gate.passed:
                 failures.append((profile, gate.reason))
             chosen = gate.chosen
