@@ -72,13 +72,13 @@ def test_demo_student_costs_at_most_a_quarter_of_the_teacher():
     from karmma_edge.train.teacher import Teacher
 
     demo = PRESETS["demo"]
-    student = create_student(demo.student["model"], 6, 6)
+    student = create_student(demo.student["model"], {"verb": 6, "noun": 6})
     ecfg = EXTRACTORS[demo.extractors["model"]]
     assert ecfg.spec == student.spec
     sources = {m: TorchTokenSource(m, build_extractor(ecfg, m).eval(), "-", "-") for m in MODALITIES}
     dims = {m: s.tokens(dummy_input(ecfg.spec, m).numpy()).shape[1:] for m, s in sources.items()}
     t = demo.teacher
-    teacher = Teacher(dims, t["fusion_dim"], t["fusion_depth"], t["fusion_heads"], 6, 6)
+    teacher = Teacher(dims, t["fusion_dim"], t["fusion_depth"], t["fusion_heads"], {"verb": 6, "noun": 6})
     s_cost, t_cost = student_cost(student), teacher_cost(teacher, sources, ecfg.spec)
     assert s_cost["rgb+flow+audio"]["gflops"] <= 0.25 * t_cost["rgb+flow+audio"]["gflops"]
     assert all(s_cost[p]["params"] < t_cost[p]["params"] for p in s_cost)

@@ -55,21 +55,20 @@ def build_extractor(cfg: ExtractorConfig, modality: str) -> nn.Module:
 
 
 class UnimodalClassifiers(nn.Module):
-    """One extractor per modality, each with its own verb and noun heads on its mean-pooled tokens."""
+    """One extractor per modality, each with its own label heads (verb and noun, or action) on its
+    mean-pooled tokens."""
 
-    def __init__(self, cfg: ExtractorConfig, modalities: tuple[str, ...], num_verbs: int, num_nouns: int):
+    def __init__(self, cfg: ExtractorConfig, modalities: tuple[str, ...], outputs: dict[str, int]):
         super().__init__()
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         self.extractors = nn.ModuleDict({m: build_extractor(cfg, m) for m in self.modalities})
-        self.heads = nn.ModuleDict({m: nn.Linear(e.dim, num_verbs + num_nouns) for m, e in self.extractors.items()})
-        self.num_verbs = num_verbs
+        self.heads = nn.ModuleDict({m: nn.Linear(e.dim, sum(outputs.values())) for m, e in self.extractors.items()})
+        self.outputs = tuple(outputs)
+        self.sizes = list(outputs.values())
 
-    def forward(self, inputs: dict[str, torch.Tensor], present=None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        out = {}
-        for m in self.modalities:
-            z = self.heads[m](self.extractors[m](inputs[m]).mean(dim=1))
-            out[m] = (z[:, :self.num_verbs], z[:, self.num_verbs:])
-        return out
+    def forward(self, inputs: dict[str, torch.Tensor], present=None) -> dict[str, tuple[torch.Tensor, ...]]:
+        return {m: torch.split(self.heads[m](self.extractors[m](inputs[m]).mean(dim=1)), self.sizes, dim=1)
+                for m in self.modalities}
 
 
 def extractor_file(run_dir: Path, modality: str) -> Path:

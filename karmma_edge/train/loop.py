@@ -19,7 +19,7 @@ from torch import nn
 
 from karmma_edge.data.arrays import SplitArrays, load_split
 from karmma_edge.errors import KarmmaError
-from karmma_edge.metrics import top1
+from karmma_edge.metrics import dataset_classes, head_labels, label_heads, scores
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import Optim, TrainConfig
 from karmma_edge.train.models import Student, config_dict, create_student
@@ -131,17 +131,15 @@ def fit(model: nn.Module, n_train: int, num_modalities: int, dropout: float, los
 
 
 @torch.no_grad()
-def predict(student: Student, arrays: SplitArrays, modalities, batch_size: int = 64):
-    """Logits of the student on every clip with only `modalities` present."""
+def predict(student: Student, arrays: SplitArrays, modalities, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Logits of each label head of the student on every clip with only `modalities` present."""
     student.eval()
     device = next(student.parameters()).device
-    verbs, nouns = [], []
+    parts: list[tuple[torch.Tensor, ...]] = []
     for start in range(0, len(arrays), batch_size):
         index = np.arange(start, min(start + batch_size, len(arrays)))
-        v, n = student(batch_inputs(arrays, index, modalities, device))
-        verbs.append(v.cpu().numpy())
-        nouns.append(n.cpu().numpy())
-    return np.concatenate(verbs), np.concatenate(nouns)
+        parts.append(student(batch_inputs(arrays, index, modalities, device)))
+    return {h: np.concatenate([p[i].cpu().numpy() for p in parts]) for i, h in enumerate(student.outputs)}
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, alpha: float, t: float) -> torch.Tensor:
@@ -172,8 +170,11 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache,
                                              progress=progress, description="decoding held-out clips"))
     modalities = tuple(train.inputs)
-    student = create_student(cfg.model, len(meta.verb_classes), len(meta.noun_classes), modalities)
-    verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)
+    classes = dataset_classes(meta)
+    outputs = label_heads(classes)
+    student = create_student(cfg.model, outputs, modalities)
+    labels = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, train.verb, train.noun).items()}
+    val_labels = head_labels(outputs, val.verb, val.noun)
 
     teacher = None
     if cfg.teacher is not None:
@@ -184,23 +185,22 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
         teacher.to(device)
 
     def loss_fn(model: nn.Module, index: np.ndarray, present: torch.Tensor | None) -> torch.Tensor:
-        v, n = model(batch_inputs(train, index, modalities, device), present)
+        logits = model(batch_inputs(train, index, modalities, device), present)
         if teacher is None:
-            return F.cross_entropy(v, verb[index]) + F.cross_entropy(n, noun[index])
+            return sum(F.cross_entropy(z, labels[h][index]) for h, z in zip(outputs, logits))
         with torch.no_grad():      # the teacher sees the same dropped subset, on its cached tokens
-            tv, tn = teacher({m: torch.from_numpy(tokens[m][index]).to(device) for m in modalities}, present)
+            taught = teacher({m: torch.from_numpy(tokens[m][index]).to(device) for m in modalities}, present)
         a, t = cfg.kd_alpha, cfg.kd_temperature
-        return kd_loss(v, tv, verb[index], a, t) + kd_loss(n, tn, noun[index], a, t)
+        return sum(kd_loss(z, tz, labels[h][index], a, t) for h, z, tz in zip(outputs, logits, taught))
 
     method = method_of(cfg)
     history = fit(student, len(train), len(modalities), cfg.modality_dropout, loss_fn,
-                  lambda model: top1(*predict(model, val, modalities), val.verb, val.noun),
+                  lambda model: scores(predict(model, val, modalities), val_labels),
                   cfg, out, f"training {method}", device, progress, stop_after)
     info = {
         "kind": "student", "method": method,
         "model": cfg.model, "model_config": config_dict(cfg.model), "modalities": list(modalities),
-        "classes": {"verb": meta.verb_classes, "noun": meta.noun_classes},
-        "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
+        "classes": classes, "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
         "config": cfg.model_dump(mode="json"), "history": history,
         "metrics": history[-1] if history else {},
     }
