@@ -10,15 +10,17 @@ from karmma_edge.data.arrays import SplitArrays
 from karmma_edge.edge_runtime.backends.base import Engine
 
 
-def engine_logits(engine: Engine, arrays: SplitArrays, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Verb and noun logits of `engine` on every clip, feeding only the inputs the engine takes."""
+def engine_logits(engine: Engine, arrays: SplitArrays, outputs: tuple[str, ...] = ("verb", "noun"),
+                  batch: int = 16) -> tuple[np.ndarray, ...]:
+    """Logits of `outputs` (verb and noun, or a single-label model's action) of `engine` on every clip,
+    feeding only the inputs the engine takes."""
     names = [t.name for t in engine.inputs]
-    verbs, nouns = [], []
+    parts: dict[str, list[np.ndarray]] = {o: [] for o in outputs}
     for start in range(0, len(arrays), batch):
         out = engine.infer({m: arrays.inputs[m][start:start + batch] for m in names})
-        verbs.append(out["verb"])
-        nouns.append(out["noun"])
-    return np.concatenate(verbs), np.concatenate(nouns)
+        for o in outputs:
+            parts[o].append(out[o])
+    return tuple(np.concatenate(parts[o]) for o in outputs)
 
 
 def latencies(engine: Engine, feed: dict[str, np.ndarray], runs: int, warmup: int = 5) -> np.ndarray:

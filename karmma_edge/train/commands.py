@@ -79,7 +79,7 @@ def eval_cmd(run: Path = typer.Option(..., "--run", help="student or teacher run
         json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
-def reproduce_cmd(preset: str = typer.Option("demo", "--preset", help="smoke | demo | full"),
+def reproduce_cmd(preset: str = typer.Option("demo", "--preset", help="smoke | smoke-ssv2 | demo | full"),
                   seed: int = typer.Option(0, "--seed", help="seeds the data and every training run"),
                   out: Path = typer.Option(..., "--out", help="directory for data, runs and results"),
                   threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads"),
