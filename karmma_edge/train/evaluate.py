@@ -92,7 +92,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
         _, _, labels = split_labels(root, "validation", fmt, spec)
 
         def forward(index, mods):
-            return teacher({m: torch.from_numpy(np.asarray(tokens[m][index])) for m in mods})
+            return teacher({m: torch.from_numpy(np.array(tokens[m][index])) for m in mods})
 
         model = teacher
     elif info["kind"] == "student":

@@ -18,7 +18,8 @@ from karmma_edge.metrics import action_top1, dataset_classes, head_labels, label
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import ExtractorsConfig
 from karmma_edge.train.extractors import UnimodalClassifiers, config_dict, extractor_config, extractor_file
-from karmma_edge.train.loop import batch_inputs, cache_dir, fit, prepare
+from karmma_edge.train.datasets import split_labels
+from karmma_edge.train.loop import batch_inputs, cache_dir, fit, prepare, training_batches
 from karmma_edge.train.runs import save_atomic, write_run_info
 
 
@@ -45,22 +46,22 @@ def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) ->
     spec = ecfg.spec
     meta = open_dataset(cfg.data, cfg.split, spec, cfg.format)
     cache = cache_dir(cfg, out)
-    train = dist.main_first(lambda: load_split(cfg.data, cfg.split, spec, cfg.format, cache_dir=cache,
-                                               progress=progress, description=f"decoding {cfg.split} clips"))
-    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache,
+    batches, train = training_batches(cfg, cfg.split, spec, cache, progress)
+    modalities = train.modalities
+    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, modalities, cache,
                                              progress=progress, description="decoding held-out clips"))
-    modalities = tuple(train.inputs)
+    verb, noun, _ = split_labels(cfg.data, cfg.split, spec, cfg.format)
     classes = dataset_classes(meta)
     outputs = label_heads(classes)
     model = UnimodalClassifiers(ecfg, modalities, outputs)
-    targets = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, train.verb, train.noun).items()}
+    targets = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, verb, noun).items()}
 
-    def loss_fn(net: nn.Module, index: np.ndarray, present) -> torch.Tensor:
-        out_ = net(batch_inputs(train, index, modalities, device))
+    def loss_fn(net: nn.Module, index: np.ndarray, inputs: dict, present) -> torch.Tensor:
+        out_ = net(inputs)
         return sum(sum(F.cross_entropy(z, targets[h][index]) for h, z in zip(outputs, logits))
                    for logits in out_.values())
 
-    history = fit(model, len(train), len(modalities), 0.0, loss_fn,
+    history = fit(model, batches, len(modalities), 0.0, loss_fn,
                   lambda net: unimodal_accuracy(net, val, device), cfg, out, "pre-training extractors",
                   device, progress)
     info = {"kind": "extractors", "model": cfg.model, "model_config": config_dict(cfg.model),

@@ -21,6 +21,7 @@ from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import TeacherConfig
 from karmma_edge.train.extractors import (TokenSource, file_checksum, load_extractor_file, load_source,
                                           load_trained_extractors)
+from karmma_edge.train.datasets import Batches
 from karmma_edge.train.loop import cache_dir, fit, prepare
 from karmma_edge.train.models import Fusion, model_config
 from karmma_edge.train.runs import CHECKPOINT, read_run_info, write_run_info
@@ -50,8 +51,11 @@ def extractor_sources(cfg: TeacherConfig) -> tuple[dict[str, TokenSource], Input
                           "or `extractor_files:` (per modality a .pt2, TorchScript or .onnx file)")
     if cfg.extractors is not None:
         return load_trained_extractors(cfg.extractors)
+    from karmma_edge.train.config import ExtractorFile
+
     spec = model_config(cfg.spec_model).spec
-    return {m: load_extractor_file(p, m) for m, p in cfg.extractor_files.items()}, spec
+    files = {m: f if isinstance(f, ExtractorFile) else ExtractorFile(path=f) for m, f in cfg.extractor_files.items()}
+    return {m: load_extractor_file(f.path, m, f.spec(spec)) for m, f in files.items()}, spec
 
 
 def labels(root: Path, split: str, fmt: str, spec: InputSpec):
@@ -71,7 +75,7 @@ def predict_tokens(teacher: Teacher, tokens: dict[str, np.ndarray], modalities, 
     n = len(next(iter(tokens.values())))
     parts = []
     for start in range(0, n, batch_size):
-        parts.append(teacher({m: torch.from_numpy(np.asarray(tokens[m][start:start + batch_size])).to(device)
+        parts.append(teacher({m: torch.from_numpy(np.array(tokens[m][start:start + batch_size])).to(device)
                               for m in modalities}))
     return {h: np.concatenate([p[i].cpu().numpy() for p in parts]) for i, h in enumerate(teacher.outputs)}
 
@@ -83,26 +87,28 @@ def train_teacher(cfg: TeacherConfig, out: Path, progress: bool = True) -> dict:
     cache = cache_dir(cfg, out)
     meta, classes, train_labels = labels(cfg.data, "train", cfg.format, spec)
     _, _, val_labels = labels(cfg.data, "validation", cfg.format, spec)
-    train = dist.main_first(lambda: split_tokens(sources, cfg.data, "train", cfg.format, spec, cache, progress))
-    val = dist.main_first(lambda: split_tokens(sources, cfg.data, "validation", cfg.format, spec, cache, progress))
+    train, val = (dist.main_first(lambda split=split: split_tokens(
+        sources, cfg.data, split, cfg.format, spec, cache, progress, workers=cfg.workers,
+        decoded_cache_gb=cfg.decoded_cache_gb)) for split in ("train", "validation"))
     modalities = tuple(m for m in MODALITIES if m in sources)
     token_dims = {m: tuple(train[m].shape[1:]) for m in modalities}
     outputs = label_heads(classes)
     teacher = Teacher(token_dims, cfg.fusion_dim, cfg.fusion_depth, cfg.fusion_heads, outputs)
     targets = {h: torch.from_numpy(y).to(device) for h, y in train_labels.items()}
 
-    def loss_fn(net: nn.Module, index: np.ndarray, present: torch.Tensor | None) -> torch.Tensor:
+    def loss_fn(net: nn.Module, index: np.ndarray, inputs: None, present: torch.Tensor | None) -> torch.Tensor:
         logits = net({m: torch.from_numpy(train[m][index]).to(device) for m in modalities}, present)
         return sum(F.cross_entropy(z, targets[h][index]) for h, z in zip(outputs, logits))
 
-    history = fit(teacher, len(meta), len(modalities), cfg.modality_dropout, loss_fn,
+    history = fit(teacher, Batches(len(meta), cfg.batch_size), len(modalities), cfg.modality_dropout, loss_fn,
                   lambda net: scores(predict_tokens(net, val, modalities), val_labels),
                   cfg, out, "training teacher", device, progress)
     info = {"kind": "teacher", "method": "teacher", "modalities": list(modalities),
             "classes": classes,
             "token_dims": {m: list(d) for m, d in token_dims.items()},
             "fusion": {"dim": cfg.fusion_dim, "depth": cfg.fusion_depth, "heads": cfg.fusion_heads},
-            "extractors": {m: {"origin": s.origin, "checksum": s.checksum} for m, s in sources.items()},
+            "extractors": {m: {"origin": s.origin, "checksum": s.checksum, "input_spec": (s.spec or spec).to_dict()}
+                           for m, s in sources.items()},
             "input_spec": spec.to_dict(), "cache_dir": str(cache.resolve()),
             "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
             "config": cfg.model_dump(mode="json"), "history": history, "metrics": history[-1] if history else {}}
@@ -131,7 +137,7 @@ def teacher_sources(info: dict) -> dict[str, TokenSource]:
         if not path.is_file() or file_checksum(path) != rec["checksum"]:
             raise KarmmaError(f"the {m} extractor {path} is missing or changed since the teacher was trained; "
                               "retrain the teacher")
-        sources[m] = load_source(path, m)
+        sources[m] = load_source(path, m, InputSpec.from_dict(rec["input_spec"]) if "input_spec" in rec else None)
     return sources
 
 
