@@ -173,3 +173,22 @@ def test_teacher_reads_each_extractor_at_its_own_spec(tiny_dataset, tmp_path):
 
     result = evaluate_run(tmp_path / "teacher", draws=2, progress=False)
     assert result["subsets"]["rgb+flow"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])
+
+
+def test_extractor_files_declare_their_spec_in_yaml(tmp_path):
+    from karmma_edge.errors import ConfigError
+    from karmma_edge.train.config import ExtractorFile, TeacherConfig, load_config
+
+    path = tmp_path / "teacher.yaml"
+    path.write_text("extractor_files:\n  rgb: nets/rgb.ts\n"
+                    "  flow: {path: nets/flow.ts, frames: 8, size: 112, flow_stack: 5, sampling: dense}\n")
+    cfg = load_config(path, TeacherConfig)
+    assert cfg.extractor_files["rgb"] == tmp_path / "nets" / "rgb.ts"
+    flow = cfg.extractor_files["flow"]
+    assert isinstance(flow, ExtractorFile) and flow.path == tmp_path / "nets" / "flow.ts"
+    spec = flow.spec(CFG.spec)
+    assert (spec.frames, spec.height, spec.width, spec.flow_stack, spec.sampling) == (8, 112, 112, 5, "dense")
+    assert spec.sample_rate == CFG.spec.sample_rate and spec.input_shape("flow") == (8, 112, 112, 10)
+    path.write_text("extractor_files:\n  flow: {path: f.ts, flow_stack: 0}\n")
+    with pytest.raises(ConfigError, match="extractor_files.flow"):
+        load_config(path, TeacherConfig)
