@@ -46,7 +46,8 @@ def setup(tiny_run, tiny_bundle, tiny_dataset):
 def scorer(held_out: SplitArrays):
     def evaluate(path: Path) -> Scores:
         with create_engine("onnxruntime", path, threads=2, qdq_reference=True) as engine:
-            return Scores.of(*engine_logits(engine, held_out), held_out.verb, held_out.noun)
+            verb, noun = engine_logits(engine, held_out)
+        return Scores.of({"verb": verb, "noun": noun}, {"verb": held_out.verb, "noun": held_out.noun})
     return evaluate
 
 

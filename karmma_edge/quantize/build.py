@@ -57,7 +57,8 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     from karmma_edge.edge_runtime.backends import create_engine
     from karmma_edge.edge_runtime.backends.onnxruntime import QDQ_REFERENCE
     from karmma_edge.edge_runtime.evaluate import engine_logits
-    from karmma_edge.quantize.export import OUTPUTS, export_profile, parity
+    from karmma_edge.metrics import head_labels
+    from karmma_edge.quantize.export import export_profile, parity
     from karmma_edge.quantize.gate import Scores, gate_profile
     from karmma_edge.quantize.trt_rules import check_model, require_conformant
     from karmma_edge.train.runs import load_student
@@ -72,6 +73,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     cache = Path(opts.run) / "cache"
     train = load_split(data_root, "train", spec, fmt, student.modalities, cache, progress)
     held_out = load_split(data_root, "validation", spec, fmt, student.modalities, cache, progress)
+    labels = head_labels(student.outputs, held_out.verb, held_out.noun)
     calib = draw_calibration_set(train, opts.calibration_size, seed=opts.seed)   # raises on an empty split
 
     entries: dict[str, ProfileEntry] = {}
@@ -92,7 +94,8 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
             def evaluate(path: Path) -> Scores:
                 # As written, never on this host's int8 kernels: the bundle must not depend on its CPU.
                 with create_engine("onnxruntime", path, threads=opts.threads, qdq_reference=True) as engine:
-                    return Scores.of(*engine_logits(engine, held_out), held_out.verb, held_out.noun)
+                    logits = engine_logits(engine, held_out, student.outputs)
+                return Scores.of(dict(zip(student.outputs, logits)), labels)
 
             gate = gate_profile(fp32, int8, calib, held_out, modalities, evaluate, opts.max_drop,
                                 opts.calibration_method, evaluation=QDQ_REFERENCE)
@@ -137,7 +140,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
             classes=info["classes"], input_spec=spec.to_dict(),
             inputs={m: InputEntry(shape=["B", *spec.input_shape(m)], dtype=spec.input_dtype(m),
                                   preprocessing=PREPROCESSING[m]) for m in student.modalities},
-            outputs=list(OUTPUTS), profiles=entries, tools=_tool_versions(),
+            outputs=list(student.outputs), profiles=entries, tools=_tool_versions(),
         )
         write_manifest(root, manifest)
         if failures:

@@ -37,16 +37,20 @@ ALPHA = 0.05
 @dataclass
 class Scores:
     """Held-out top-1 (percent) and which clips the action was right on, in split order."""
-    top1: dict[str, float]                 # action_top1, verb_top1, noun_top1
+    top1: dict[str, float]                 # action_top1, and verb_top1 / noun_top1 where the model has them
     action_correct: np.ndarray             # bool per clip
 
     @classmethod
-    def of(cls, verb_logits: np.ndarray, noun_logits: np.ndarray, verb: np.ndarray, noun: np.ndarray) -> "Scores":
-        from karmma_edge.metrics import top1
+    def of(cls, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> "Scores":
+        from karmma_edge.metrics import action_correct
 
-        correct = ((np.asarray(verb_logits).argmax(axis=1) == np.asarray(verb))
-                   & (np.asarray(noun_logits).argmax(axis=1) == np.asarray(noun)))
-        return cls(top1(verb_logits, noun_logits, verb, noun), correct)
+        correct = action_correct(logits, labels)
+        top1 = {"action_top1": float(100.0 * np.mean(correct))}
+        for head in ("verb", "noun"):
+            if head in logits:
+                top1[f"{head}_top1"] = float(100.0 * np.mean(np.asarray(logits[head]).argmax(axis=1)
+                                                             == np.asarray(labels[head])))
+        return cls(top1, correct)
 
 
 @dataclass
@@ -89,8 +93,8 @@ class Trial:
     percentile: float | None
     excluded: list[str] = field(default_factory=list)
     action_top1: float = 0.0
-    verb_top1: float = 0.0
-    noun_top1: float = 0.0
+    verb_top1: float | None = None         # None for a single-label (action) model
+    noun_top1: float | None = None
     clips_right: int = 0
     judgement: DropJudgement | None = None
 
