@@ -34,9 +34,11 @@ class Calibration(BaseModel):
 
 class Accuracy(BaseModel):
     action_top1: float
-    verb_top1: float
-    noun_top1: float
+    verb_top1: float | None = None         # None for a single-label (Something-Something) model
+    noun_top1: float | None = None
     clips: int
+    clips_right: int | None = None         # action right on this many of `clips` (absent before schema 1.1)
+    evaluation: str | None = None          # how it was measured (INT8: the Q/DQ graph as written)
 
 
 class ProfileEntry(BaseModel):
@@ -56,7 +58,7 @@ class InputEntry(BaseModel):
 class Manifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     model_id: str
-    classes: dict[str, list[str]]          # "verb", "noun"
+    classes: dict[str, list[str]]          # "verb" and "noun", or "action" for a single-label model
     input_spec: dict
     inputs: dict[str, InputEntry]
     outputs: list[str]

@@ -15,6 +15,7 @@ import typer
 
 from karmma_edge.data import commands as data_commands
 from karmma_edge.edge_runtime import commands as runtime_commands
+from karmma_edge.edge_runtime import device_check
 from karmma_edge.errors import KarmmaError
 from karmma_edge.quantize import commands as quantize_commands
 from karmma_edge.train import commands as train_commands
@@ -25,6 +26,7 @@ app.add_typer(data_commands.app, name="data")
 train_commands.register(app)
 quantize_commands.register(app)
 runtime_commands.register(app)
+device_check.register(app)
 
 
 @app.command()

@@ -28,6 +28,11 @@ class InputSpec:
     f_max: float = 12000.0
     log_eps: float = 1e-6
     modalities: tuple[str, ...] = field(default=("rgb", "flow", "audio"))
+    # How the T frames are drawn: "segments" takes the centres of T equal bins of the segment (TSN,
+    # TSM); "dense" takes T frames `frame_stride` apart around its centre (SlowFast, Omnivore).
+    sampling: str = "segments"
+    frame_stride: int = 1
+    flow_stack: int = 1             # (u, v) pairs per sampled frame: 5 for the TSN/TSM flow streams
 
     @property
     def audio_samples(self) -> int:
@@ -37,8 +42,8 @@ class InputSpec:
         """Per-clip shape of a graph input, without the leading batch axis (DESIGN section 5)."""
         if modality == "rgb":
             return (self.frames, self.height, self.width, 3)
-        if modality == "flow":
-            return (self.frames, self.height, self.width, 2)
+        if modality == "flow":       # channels u0, v0, u1, v1, ... of consecutive flow frames
+            return (self.frames, self.height, self.width, 2 * self.flow_stack)
         if modality == "audio":
             return (self.audio_samples,)
         raise KeyError(modality)

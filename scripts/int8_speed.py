@@ -26,7 +26,7 @@ def _model_paths(model: str, profile: str, tmp: Path) -> tuple[Path, Path]:
     from karmma_edge.train.models import create_student
 
     torch.manual_seed(0)
-    student = create_student(model, 6, 6).eval()
+    student = create_student(model, {"verb": 6, "noun": 6}).eval()
     fp32 = export_profile(student, profile, tmp / "fp32.onnx")
     mods = tuple(profile.split("+"))
     ex = {m: t.numpy() for m, t in zip(mods, example_inputs(student, mods, batch=16))}

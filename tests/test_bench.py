@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from karmma_edge.cli import app
 from karmma_edge.edge_runtime.bench_compare import compare
-from karmma_edge.edge_runtime.bench_results import (SCHEMA, AccuracyRow, BenchResults, Curve, LatencyRow,
-                                                    load_results)
+from karmma_edge.edge_runtime.bench_results import (QDQ_GRAPH, SCHEMA, AccuracyRow, BenchResults, Curve,
+                                                    LatencyRow, load_results)
+from karmma_edge.edge_runtime.cpu_features import int8_support
 
 PROFILES = "rgb+flow+audio,audio"
 FAST = ["--runs", "3", "--allow-few-runs", "--warmup", "1", "--threads", "1"]
@@ -93,10 +94,29 @@ def test_bench_writes_files_with_the_documented_schema(bench_out, run_dir):
 
 def test_deployed_curve_at_p0_is_the_full_profile_int8_accuracy(bench_out):
     results = load_results(bench_out / "results.json")
-    full = results.accuracy_of("onnxruntime", "rgb+flow+audio", "int8")
+    full = results.accuracy_of(QDQ_GRAPH, "rgb+flow+audio", "int8")        # the bundle's INT8, not this CPU's
     assert results.curve.engine["0.0"] == pytest.approx(full.action_top1)
     assert results.curve.engine_min["0.0"] == results.curve.engine_max["0.0"]    # p=0 draws keep everything
     assert set(results.curve.profiles) == set(results.bundle["profiles"])        # the whole bundle is deployed
+
+
+def test_bench_reports_the_qdq_graph_and_this_hosts_int8_fast_path(bench_out, tiny_bundle):
+    from karmma_edge.bundle import Bundle
+
+    results = load_results(bench_out / "results.json")
+    manifest = Bundle(tiny_bundle).manifest
+    for profile in PROFILES.split(","):
+        fast = results.accuracy_of("onnxruntime", profile, "int8")
+        graph = results.accuracy_of(QDQ_GRAPH, profile, "int8")
+        assert fast is not None and graph is not None
+        # The Q/DQ graph row is the figure the build recorded, on any processor.
+        assert graph.action_top1 == pytest.approx(manifest.profiles[profile].accuracy["int8"].action_top1)
+    assert not any(r.backend == QDQ_GRAPH for r in results.latency)          # measured, never timed
+    cpu = int8_support()
+    assert results.machine["cpu_int8"]["exact"] == cpu.exact
+    report = (bench_out / "report.md").read_text()
+    assert f"**CPU instruction set**: {cpu.isa}" in report
+    assert "Q/DQ graph as written INT8" in report
 
 
 def test_student_curve_uses_the_draws_of_karmma_edge_eval(bench_out, run_dir):

@@ -13,6 +13,7 @@ import sys
 import types
 from pathlib import Path
 
+import fake_tensorrt
 import numpy as np
 import onnx
 import pytest
@@ -21,11 +22,14 @@ from onnx import TensorProto, helper, numpy_helper
 from karmma_edge.bundle import Artifact, InputEntry, Manifest, ProfileEntry, sha256_file, write_manifest
 from karmma_edge.edge_runtime.backends import create_engine
 from karmma_edge.edge_runtime.backends import tensorrt as trt_backend
-from karmma_edge.edge_runtime.backends.tensorrt import (
+from karmma_edge.edge_runtime.backends.tensorrt import SharedScratch
+from karmma_edge.edge_runtime.engine_cache import (
     EngineKey,
-    SharedScratch,
     check_engine_key,
+    current_device_key,
     engine_path_for,
+    gpu_identity,
+    import_tensorrt,
     sidecar_path,
     sidecar_record,
 )
@@ -161,7 +165,8 @@ def test_engine_key_json_round_trip_and_cache_path(tmp_path):
     assert path == engine_path_for(tmp_path, make_key(dla_core=0))
     assert path.name.startswith("rgb+audio.int8.") and path.suffix == ".plan"
     for change in ({"tensorrt_version": "10.4.0"}, {"gpu_name": "RTX 4090"}, {"compute_capability": "8.9"},
-                   {"dla_core": 1}, {"onnx_sha256": "cd" * 32}, {"precision": "fp16"}):
+                   {"dla_core": 1}, {"onnx_sha256": "cd" * 32}, {"precision": "fp16"}, {"max_batch": 16},
+                   {"min_batch": 2}, {"opt_batch": 4}, {"workspace_mb": 2048}):
         assert engine_path_for(tmp_path, make_key(**{"dla_core": 0, **change})) != path
 
 
@@ -212,21 +217,10 @@ def test_gpu_identity_without_pycuda_or_nvml(monkeypatch):
 
     monkeypatch.setattr(pynvml, "nvmlInit", no_nvml)
     with pytest.raises(BackendUnavailable, match="NVML is unavailable"):
-        trt_backend.gpu_identity()
+        gpu_identity()
 
 
-class _FakeBlock:
-    def __init__(self, address: int, size: int):
-        self.address, self.size, self.freed = address, size, False
-
-    def __int__(self) -> int:
-        return self.address
-
-    def free(self) -> None:
-        self.freed = True
-
-
-class _ContextV2:      # TensorRT 10.1+ / 11: set_device_memory(memory, size)
+class _Context:      # a TensorRT execution context's scratch pointer
     def __init__(self):
         self.memory = None
 
@@ -234,32 +228,21 @@ class _ContextV2:      # TensorRT 10.1+ / 11: set_device_memory(memory, size)
         self.memory = (address, size)
 
 
-class _ContextV1:      # TensorRT 10.0: the write-only device_memory property
-    device_memory = None
-
-
 def test_shared_scratch_is_one_block_sized_to_the_largest_engine(monkeypatch):
-    blocks: list[_FakeBlock] = []
-
-    def mem_alloc(size):
-        blocks.append(_FakeBlock(0x1000 * (len(blocks) + 1), size))
-        return blocks[-1]
-
-    driver = types.SimpleNamespace(init=lambda: None, Error=RuntimeError, mem_alloc=mem_alloc)
-    monkeypatch.setitem(sys.modules, "pycuda", types.SimpleNamespace(driver=driver))
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
-
-    scratch, small, large = SharedScratch(), _ContextV2(), _ContextV1()
+    _, cuda = fake_tensorrt.install(monkeypatch)
+    scratch, small, large = SharedScratch(), _Context(), _Context()
     scratch.attach(small, 100)
-    assert scratch.nbytes == 100 and small.memory == (0x1000, 100)
+    first = cuda.allocations[0]
+    assert scratch.nbytes == 100 and small.memory == (first.address, 100)
     scratch.attach(large, 300)   # grows: both contexts now share the larger block
-    assert scratch.nbytes == 300 and len(blocks) == 2 and blocks[0].freed
-    assert small.memory == (0x2000, 300) and large.device_memory == 0x2000
-    scratch.attach(_ContextV2(), 50)   # fits: no new block
-    assert len(blocks) == 2
+    second = cuda.allocations[1]
+    assert scratch.nbytes == 300 and len(cuda.allocations) == 2 and first.freed_alive
+    assert small.memory == large.memory == (second.address, 300)
+    scratch.attach(_Context(), 50)   # fits: no new block
+    assert len(cuda.allocations) == 2
     for context in list(scratch._contexts):
         scratch.detach(context)
-    assert scratch.nbytes == 0 and blocks[1].freed
+    assert scratch.nbytes == 0 and second.freed_alive and not cuda.primary.alive
 
 
 def make_bundle(root: Path) -> Path:
@@ -315,9 +298,9 @@ needs_gpu_stack = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""
 
 def _build(tmp_path: Path, name: str, seed: int, max_batch: int = 4):
     model = qdq_model(tmp_path / f"{name}.onnx", seed=seed)
-    key = trt_backend.current_device_key(name, "int8", sha256_file(model))
-    plan = tensorrt_build.build_engine(model, engine_path_for(tmp_path / "cache", key), key,
-                                       timing_cache=tmp_path / "cache" / "timing.cache", max_batch=max_batch)
+    key = current_device_key(name, "int8", sha256_file(model), batches=(1, 1, max_batch))
+    plan = engine_path_for(tmp_path / "cache", key)
+    tensorrt_build.build_engine(model, plan, key, timing_cache=tmp_path / "cache" / "timing.cache")
     return model, key, plan
 
 
@@ -405,3 +388,12 @@ def test_compile_student_matches_torch(tmp_path):
     loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
         torch.testing.assert_close(loaded(rgb.cuda()).cpu(), model(rgb), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("version", ["8.6.2.3", "10.2.0"])
+def test_import_tensorrt_refuses_versions_below_10_3(version, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
+    with pytest.raises(BackendUnavailable, match=r"10\.3 or newer.*JetPack 6\.1"):
+        import_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0.26"))
+    assert import_tensorrt().__version__ == "10.3.0.26"

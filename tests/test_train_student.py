@@ -72,13 +72,30 @@ def test_demo_student_costs_at_most_a_quarter_of_the_teacher():
     from karmma_edge.train.teacher import Teacher
 
     demo = PRESETS["demo"]
-    student = create_student(demo.student["model"], 6, 6)
+    student = create_student(demo.student["model"], {"verb": 6, "noun": 6})
     ecfg = EXTRACTORS[demo.extractors["model"]]
     assert ecfg.spec == student.spec
     sources = {m: TorchTokenSource(m, build_extractor(ecfg, m).eval(), "-", "-") for m in MODALITIES}
     dims = {m: s.tokens(dummy_input(ecfg.spec, m).numpy()).shape[1:] for m, s in sources.items()}
     t = demo.teacher
-    teacher = Teacher(dims, t["fusion_dim"], t["fusion_depth"], t["fusion_heads"], 6, 6)
+    teacher = Teacher(dims, t["fusion_dim"], t["fusion_depth"], t["fusion_heads"], {"verb": 6, "noun": 6})
     s_cost, t_cost = student_cost(student), teacher_cost(teacher, sources, ecfg.spec)
     assert s_cost["rgb+flow+audio"]["gflops"] <= 0.25 * t_cost["rgb+flow+audio"]["gflops"]
     assert all(s_cost[p]["params"] < t_cost[p]["params"] for p in s_cost)
+
+
+def test_streamed_clips_train_exactly_like_the_decoded_cache(tiny_dataset, tmp_path):
+    """Issue 16: clips decoded on the fly by 2 DataLoader workers give the run that the on-disk
+    decoded cache gives, and nothing of the training split is cached."""
+    from karmma_edge.train.config import load_config
+    from karmma_edge.train.loop import train_student
+
+    cfg = load_config(CONFIGS / "student-tiny.yaml", data=tiny_dataset)
+    cfg.epochs, cfg.threads = 1, 1
+    cached = train_student(cfg.model_copy(update={"cache_dir": tmp_path / "c1"}), tmp_path / "cached", progress=False)
+    streamed = train_student(cfg.model_copy(update={"cache_dir": tmp_path / "c2", "decoded_cache_gb": 0.0,
+                                                    "workers": 2}), tmp_path / "streamed", progress=False)
+    assert [h["loss"] for h in streamed["history"]] == [h["loss"] for h in cached["history"]]
+    assert streamed["metrics"]["action_top1"] == cached["metrics"]["action_top1"]
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "c1").iterdir()) == ["train", "validation"]
+    assert [p.name.split("-")[0] for p in (tmp_path / "c2").iterdir()] == ["validation"]

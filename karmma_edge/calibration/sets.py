@@ -35,7 +35,8 @@ def draw_calibration_set(train: SplitArrays, size: int, seed: int = 0,
     if len(train) == 0:
         raise KarmmaError("the training split is empty: there is nothing to calibrate on")
     rng = np.random.default_rng(seed)
-    action = train.verb * (int(train.noun.max()) + 1) + train.noun
+    noun = np.maximum(train.noun, 0)       # Something-Something: one label (in verb), noun -1
+    action = train.verb * (int(noun.max()) + 1) + noun
     want_degraded = int(round(size * degraded_fraction))
     pools = {}
     for cls in np.unique(action):

@@ -32,10 +32,10 @@ def open_dataset(root: Path, split: str, spec: InputSpec, fmt: str = "epic100") 
     raise DataError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(FORMATS)}")
 
 
-def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True) -> Path:
-    """Write the synthetic benchmark in EPIC-100 layout to `out` (deterministic by seed); returns `out`."""
+def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True, fmt: str = "epic100") -> Path:
+    """Write the synthetic benchmark in EPIC-100 (or SSv2) layout to `out` (deterministic by seed); returns `out`."""
     from karmma_edge.data.synth.generate import synthesize as _synthesize
-    return _synthesize(Path(out), preset=preset, seed=seed, progress=progress)
+    return _synthesize(Path(out), preset=preset, seed=seed, progress=progress, fmt=fmt)
 
 
 __all__ = ["Clip", "Segment", "open_dataset", "synthesize", "FORMATS"]

@@ -1,7 +1,10 @@
-"""A whole split decoded once into stacked arrays, cached on disk (no torch).
+"""A whole split decoded once into stacked arrays, cached on disk and memory-mapped (no torch).
 
-Training, calibration, the accuracy gate and bench all read evaluation-mode clips many times; JPEG
-decoding them once and keeping a .npz beside the run makes every later pass cost memory reads only.
+Training on small splits, calibration, the accuracy gate and bench all read evaluation-mode clips
+many times; JPEG decoding them once into .npy files beside the run makes every later pass cost
+memory reads only. Clips are written straight into the memory-mapped files, so neither decoding nor
+reading holds the split in process memory (the page cache does). Splits too large for that are
+streamed by `train.datasets` instead.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from karmma_edge.inputs import InputSpec
 
 @dataclass
 class SplitArrays:
-    inputs: dict[str, np.ndarray]      # per modality, stacked with a leading clip axis
+    inputs: dict[str, np.ndarray]      # per modality, stacked with a leading clip axis (memory-mapped when cached)
     verb: np.ndarray                   # int64 [N]
     noun: np.ndarray                   # int64 [N]
     ids: list[str]
@@ -33,6 +37,11 @@ class SplitArrays:
                            self.noun[index], [self.ids[i] for i in index], self.degraded[index])
 
 
+def split_nbytes(n: int, spec: InputSpec, modalities) -> int:
+    """Bytes of `n` decoded clips of `modalities` at `spec`."""
+    return n * sum(int(np.prod(spec.input_shape(m))) * np.dtype(spec.input_dtype(m)).itemsize for m in modalities)
+
+
 def _cache_key(root: Path, split: str, fmt: str, spec: InputSpec, modalities) -> str:
     h = hashlib.sha256(json.dumps(
         {"root": str(Path(root).resolve()), "split": split, "fmt": fmt, "spec": spec.to_dict(),
@@ -43,22 +52,31 @@ def _cache_key(root: Path, split: str, fmt: str, spec: InputSpec, modalities) ->
 def load_split(root: Path, split: str, spec: InputSpec, fmt: str = "epic100",
                modalities: tuple[str, ...] | None = None, cache_dir: Path | None = None,
                progress: bool = True, description: str | None = None) -> SplitArrays:
-    """Decode every clip of a split in evaluation mode; reuse `cache_dir`'s copy when present."""
+    """Decode every clip of a split in evaluation mode; reuse `cache_dir`'s copy when present.
+
+    With `cache_dir` the arrays are read-only memory maps of `<cache_dir>/<split>-<key>/<modality>.npy`."""
     from karmma_edge.data import open_dataset
 
     ds = open_dataset(root, split, spec, fmt)
     mods = tuple(m for m in ds.modalities if modalities is None or m in modalities)
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"{split}-{_cache_key(root, split, fmt, spec, mods)}.npz"
-        if cache.is_file():
-            with np.load(cache) as z:
-                return SplitArrays({m: z[m] for m in mods}, z["verb"], z["noun"], list(z["ids"]), z["degraded"])
     n = len(ds)
-    inputs = {m: np.empty((n, *spec.input_shape(m)), dtype=spec.input_dtype(m)) for m in mods}
-    verb = np.empty(n, dtype=np.int64)
-    noun = np.empty(n, dtype=np.int64)
-    degraded = np.zeros(n, dtype=bool)
+    ids = [s.id for s in ds.segments]
+    verb = np.array([s.verb_class for s in ds.segments], dtype=np.int64)
+    noun = np.array([s.noun_class for s in ds.segments], dtype=np.int64)
+    degraded = np.array([s.extra.get("degradation", "none") not in ("", "none") for s in ds.segments], dtype=bool)
+    folder = None
+    if cache_dir is not None:
+        folder = Path(cache_dir) / f"{split}-{_cache_key(root, split, fmt, spec, mods)}"
+        if (folder / "done").is_file():
+            return SplitArrays({m: np.load(folder / f"{m}.npy", mmap_mode="r") for m in mods}, verb, noun, ids, degraded)
+    if folder is not None:
+        tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        inputs = {m: np.lib.format.open_memmap(tmp / f"{m}.npy", mode="w+", dtype=spec.input_dtype(m),
+                                               shape=(n, *spec.input_shape(m))) for m in mods}
+    else:
+        inputs = {m: np.empty((n, *spec.input_shape(m)), dtype=spec.input_dtype(m)) for m in mods}
     from rich.progress import track
 
     for i in track(range(n), description=description or f"decoding {split} clips", disable=not progress,
@@ -66,13 +84,12 @@ def load_split(root: Path, split: str, spec: InputSpec, fmt: str = "epic100",
         clip = ds.load(i, train=False)
         for m in mods:
             inputs[m][i] = clip.inputs[m]
-        verb[i], noun[i] = clip.verb_class, clip.noun_class
-        degraded[i] = ds.segments[i].extra.get("degradation", "none") not in ("", "none")
-    ids = [s.id for s in ds.segments]
-    arrays = SplitArrays(inputs, verb, noun, ids, degraded)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, verb=verb, noun=noun, ids=np.array(ids), degraded=degraded, **inputs)
-        os.replace(tmp, cache)
-    return arrays
+    if folder is None:
+        return SplitArrays(inputs, verb, noun, ids, degraded)
+    for a in inputs.values():
+        a.flush()
+    del inputs
+    (tmp / "done").touch()
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)          # atomic: a reader sees the whole cache or none
+    return SplitArrays({m: np.load(folder / f"{m}.npy", mmap_mode="r") for m in mods}, verb, noun, ids, degraded)

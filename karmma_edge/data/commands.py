@@ -12,15 +12,16 @@ app = typer.Typer(help="Datasets: make the synthetic benchmark, inspect a segmen
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", help="Directory to write (must not exist, or be empty)."),
-    preset: str = typer.Option("tiny", "--preset", help="tiny (tests, seconds) | demo (trains in minutes) | full."),
+    preset: str = typer.Option("tiny", "--preset", help="tiny (tests, seconds) | demo (trains in minutes) | full | scale (20,004 small training clips)."),
     seed: int = typer.Option(0, "--seed", help="The same seed gives a byte-identical dataset."),
     force: bool = typer.Option(False, "--force", help="Replace a previous synthetic dataset at --out."),
     layout: str = typer.Option("folders", "--layout", help="folders (frame JPEG files) | tar (EPIC's per-video tars; far fewer files)."),
+    fmt: str = typer.Option("epic100", "--format", help="epic100 | ssv2 (one .webm per clip, one action label, no audio)."),
 ) -> None:
-    """Write the synthetic egocentric benchmark in EPIC-KITCHENS-100 layout."""
+    """Write the synthetic egocentric benchmark in EPIC-KITCHENS-100 (or Something-Something v2) layout."""
     from karmma_edge.data.synth.generate import synthesize
 
-    root = synthesize(out, preset=preset, seed=seed, progress=True, force=force, layout=layout)
+    root = synthesize(out, preset=preset, seed=seed, progress=True, force=force, layout=layout, fmt=fmt)
     typer.echo(f"wrote {root}")
 
 

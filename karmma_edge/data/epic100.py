@@ -9,7 +9,7 @@ import numpy as np
 from karmma_edge.data import epic_csv as ann
 from karmma_edge.data.audio import AudioStore
 from karmma_edge.data.frames import FrameStore, MissingData, resize
-from karmma_edge.data.sampling import audio_window, flow_frames_for, sample_frames
+from karmma_edge.data.sampling import audio_window, clip_frames, flow_frames_for, flow_stacks
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
@@ -74,7 +74,7 @@ class Epic100Dataset:
     def _load(self, seg: Segment, train: bool, rng: np.random.Generator | None) -> Clip:
         spec = self.spec
         want = self.wanted()
-        rgb_frames = sample_frames(seg.start_frame, seg.stop_frame, spec.frames, train, rng)
+        rgb_frames = clip_frames(seg.start_frame, seg.stop_frame, spec, train, rng)
         flow_frames = flow_frames_for(rgb_frames, seg.video_id)
         inputs: dict[str, np.ndarray] = {}
         pid, vid = seg.participant_id, seg.video_id
@@ -84,14 +84,16 @@ class Epic100Dataset:
                 out[t] = resize(self.frames.rgb(pid, vid, int(f)), spec.height, spec.width)
             inputs["rgb"] = out
         if "flow" in want:
-            out = np.empty((spec.frames, spec.height, spec.width, 2), np.uint8)
+            out = np.empty((spec.frames, spec.height, spec.width, 2 * spec.flow_stack), np.uint8)
             cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # EPIC-55 stride 2 repeats flow frames
-            for t, f in enumerate(flow_frames):
-                f = int(f)
-                if f not in cache:
-                    u, v = self.frames.flow(pid, vid, f)
-                    cache[f] = (resize(u, spec.height, spec.width), resize(v, spec.height, spec.width))
-                out[t, ..., 0], out[t, ..., 1] = cache[f]
+            # A stack of L pairs reads the L flow frames from each sampled one, within the segment.
+            last = int(flow_frames_for(np.array([seg.stop_frame]), vid)[0])
+            for t, stack in enumerate(flow_stacks(flow_frames, spec.flow_stack, last)):
+                for k, f in enumerate(stack.tolist()):
+                    if f not in cache:
+                        u, v = self.frames.flow(pid, vid, f)
+                        cache[f] = (resize(u, spec.height, spec.width), resize(v, spec.height, spec.width))
+                    out[t, ..., 2 * k], out[t, ..., 2 * k + 1] = cache[f]
             inputs["flow"] = out
         audio_range = (0, 0)
         if "audio" in want:

@@ -37,6 +37,30 @@ def sample_frames(
     return start_frame + idx
 
 
+def clip_frames(start_frame: int, stop_frame: int, spec, train: bool,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """The T frame numbers a clip reads under `spec.sampling`: "segments" (`sample_frames`) or "dense"
+    (T frames `spec.frame_stride` apart centred on the segment, clamped to it; in training the
+    centre moves by up to half the slack on either side)."""
+    if spec.sampling == "segments":
+        return sample_frames(start_frame, stop_frame, spec.frames, train, rng)
+    if spec.sampling != "dense":
+        raise ValueError(f"unknown frame sampling {spec.sampling!r}; use segments or dense")
+    span = (spec.frames - 1) * spec.frame_stride
+    centre = (start_frame + stop_frame) / 2.0
+    slack = max(0.0, (stop_frame - start_frame - span) / 2.0)
+    if train and slack > 0:
+        rng = rng if rng is not None else np.random.default_rng()
+        centre += rng.uniform(-slack, slack)
+    first = int(np.floor(centre - span / 2.0 + 0.5))
+    return np.clip(first + np.arange(spec.frames) * spec.frame_stride, start_frame, stop_frame).astype(np.int64)
+
+
+def flow_stacks(flow_frames: np.ndarray, stack: int, last: int) -> np.ndarray:
+    """[T, stack] flow frame numbers: each sampled flow frame and the ones after it, up to `last`."""
+    return np.minimum(np.asarray(flow_frames, dtype=np.int64)[:, None] + np.arange(stack), last)
+
+
 def flow_frames_for(rgb_frames: np.ndarray, video_id: str) -> np.ndarray:
     """Flow frame numbers aligned to RGB frame numbers: (f - 1) // stride + 1."""
     stride = flow_stride(video_id)

@@ -18,7 +18,7 @@ import numpy as np
 from karmma_edge.data.check import CheckReport
 from karmma_edge.data.flow import encode_flow, flow_engine
 from karmma_edge.data.frames import MissingData, resize
-from karmma_edge.data.sampling import sample_frames
+from karmma_edge.data.sampling import clip_frames, flow_stacks
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
@@ -148,7 +148,7 @@ class SSv2Dataset:
                             f"restore the video or run `karmma-edge data check --format ssv2 --root {self.root}`") from None
         n = frames.shape[0]
         spec, want = self.spec, self.wanted()
-        rgb_frames = sample_frames(1, n, spec.frames, train, rng)
+        rgb_frames = clip_frames(1, n, spec, train, rng)
         # Flow k is from frame k to k+1; the last frame has none, so it takes the one before it.
         flow_frames = np.minimum(rgb_frames, max(1, n - 1))
         inputs: dict[str, np.ndarray] = {}
@@ -156,7 +156,9 @@ class SSv2Dataset:
             inputs["rgb"] = np.stack([resize(frames[f - 1], spec.height, spec.width) for f in rgb_frames])
         if "flow" in want:
             uv = self.flow(seg.id)
-            inputs["flow"] = np.stack([resize(uv[f - 1], spec.height, spec.width) for f in flow_frames])
+            stacks = flow_stacks(flow_frames, spec.flow_stack, len(uv))
+            inputs["flow"] = np.stack([np.concatenate([resize(uv[f - 1], spec.height, spec.width) for f in stack], axis=-1)
+                                       for stack in stacks])
         return Clip(inputs=inputs, verb_class=seg.verb_class, noun_class=-1, rgb_frames=rgb_frames,
                     flow_frames=flow_frames, audio_range=(0, 0), segment_id=seg.id)
 

@@ -20,8 +20,9 @@ import numpy as np
 from karmma_edge.bundle import Bundle, sha256_file
 from karmma_edge.data.arrays import SplitArrays
 from karmma_edge.edge_runtime.backends import BACKENDS, Engine
-from karmma_edge.edge_runtime.bench_results import (AccuracyRow, BenchResults, LatencyRow, Skip, Switching,
-                                                    load_results, write_results)
+from karmma_edge.edge_runtime.bench_results import (QDQ_GRAPH, AccuracyRow, BenchResults, LatencyRow, Skip,
+                                                    Switching, load_results, write_results)
+from karmma_edge.edge_runtime.cpu_features import int8_support
 from karmma_edge.edge_runtime.resource_monitor import ResourceMonitor
 from karmma_edge.errors import KarmmaError
 from karmma_edge.profiles import all_profiles, expand_profiles
@@ -190,6 +191,21 @@ class _Bench:
         self.logits[(engine.backend, profile, precision)] = (v, n)
         self.results.accuracy.append(AccuracyRow(engine.backend, profile, precision, clips=len(self.held_out),
                                                  **top1(v, n, self.held_out.verb, self.held_out.noun)))
+        if engine.backend == "onnxruntime" and precision == "int8":
+            self._score_qdq_graph(profile)
+
+    def _score_qdq_graph(self, profile: str) -> None:
+        """The INT8 graph as written: host-independent, unlike the fast path scored beside it."""
+        from karmma_edge.edge_runtime.backends import create_engine
+        from karmma_edge.edge_runtime.evaluate import engine_logits
+        from karmma_edge.metrics import top1
+
+        with create_engine("onnxruntime", self.bundle.artifact(profile, "int8"), threads=self.opts.threads,
+                           qdq_reference=True) as engine:
+            v, n = engine_logits(engine, self.held_out)
+        self.logits[(QDQ_GRAPH, profile, "int8")] = (v, n)
+        self.results.accuracy.append(AccuracyRow(QDQ_GRAPH, profile, "int8", clips=len(self.held_out),
+                                                 **top1(v, n, self.held_out.verb, self.held_out.noun)))
 
     def _time(self, engine: Engine, profile: str, precision: str, batch: int, load_rss: float) -> None:
         from karmma_edge.edge_runtime.evaluate import latencies
@@ -251,6 +267,11 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
                      "latency ran on random sensor data")
     elif not data.is_dir():
         raise KarmmaError(f"--data {data} does not exist; pass the dataset root the bundle was built from")
+    cpu = int8_support()
+    if not cpu.exact and "onnxruntime" in opts.backends and "int8" in opts.precisions:
+        notes.append(f"this processor's ONNX Runtime int8 fast path is not exact ({cpu.reason}): its INT8 "
+                     "accuracy is this host's, not the bundle's; the Q/DQ graph rows are what the manifest "
+                     "records and TensorRT computes")
     torch_ok = opts.run is not None and find_spec("torch") is not None
     if opts.run is None:
         notes.append("no --run: no torch eager rows and no student curve (pass the training run to get them)")
@@ -295,10 +316,12 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
 
         bench.step("deployed curve")
         if held_out is not None:
-            # The deployed system holds every profile of the bundle, whichever ones were timed.
+            # The deployed system holds every profile of the bundle, whichever ones were timed; its INT8
+            # graphs as written, as on the device, whatever this host's int8 kernels do.
             engine_logits = bench.logits_for(
-                lambda p: create_engine("onnxruntime", bundle.artifact(p, "int8"), threads=opts.threads),
-                "onnxruntime", bundle.profiles, "int8")
+                lambda p: create_engine("onnxruntime", bundle.artifact(p, "int8"), threads=opts.threads,
+                                        qdq_reference=True),
+                QDQ_GRAPH, bundle.profiles, "int8")
             student_logits = None
             if torch_ok:
                 try:
@@ -359,12 +382,16 @@ def render_table(results: BenchResults):
     kinds = sorted({(r.backend, r.precision) for r in results.latency},
                    key=lambda c: (c[0] == TORCH, c[0], PRECISIONS.index(c[1])))
     names = [f"{'torch' if b == TORCH else 'ORT' if b == 'onnxruntime' else 'TRT'} {p}" for b, p in kinds]
-    for name in names:
+    acc_kinds, acc_names = list(kinds), list(names)
+    if any(a.backend == QDQ_GRAPH for a in results.accuracy):
+        acc_kinds.append((QDQ_GRAPH, "int8"))
+        acc_names.append("INT8 Q/DQ graph")
+    for name in acc_names:
         table.add_column(f"{name} %", justify="right")
     for name in names:
         table.add_column(f"{name} ms", justify="right")
     for profile in dict.fromkeys(r.profile for r in results.latency):
-        accs = [results.accuracy_of(b, profile, p) for b, p in kinds]
+        accs = [results.accuracy_of(b, profile, p) for b, p in acc_kinds]
         lats = [next((r for r in results.latency if r.key == (b, profile, p, 1)), None) for b, p in kinds]
         table.add_row(profile, *(f"{a.action_top1:.1f}" if a else "-" for a in accs),
                       *(f"{r.p50_ms:.2f}" if r else "-" for r in lats))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from karmma_edge.edge_runtime.bench_results import BenchResults
+from karmma_edge.edge_runtime.bench_results import QDQ_GRAPH, BenchResults
 
-ENGINE = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT", "torch-eager": "torch eager"}
+ENGINE = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT", "torch-eager": "torch eager",
+          QDQ_GRAPH: "Q/DQ graph as written"}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -25,6 +26,9 @@ def _machine(r: BenchResults) -> list[str]:
     lines = [
         f"- **Machine**: {m['jetson'] or m['cpu']}, {m['cores_physical']} physical / {m['cores_logical']} logical "
         f"cores, {m['memory_gb']} GB RAM ({m['hostname']}, {m['os']})",
+        *([f"- **CPU instruction set**: {m['cpu_int8']['isa']}; ONNX Runtime int8 fast path "
+           f"{'exact' if m['cpu_int8']['exact'] else 'NOT exact'} ({m['cpu_int8']['reason']})"]
+          if m.get("cpu_int8") else []),
         f"- **GPU**: {', '.join(m['gpu']) if m['gpu'] else 'none seen'}"
         + (f" ({m['gpu_note']})" if m["gpu_note"] else "")
         + (f"; power mode {m['power_mode']}" if m["power_mode"] else ""),
@@ -64,14 +68,15 @@ def _accuracy(r: BenchResults) -> list[str]:
     if not r.accuracy:
         return []
     kinds = list(dict.fromkeys((a.backend, a.precision) for a in r.accuracy))
-    header = ["profile", *(f"{ENGINE[b]} {p.upper()}" for b, p in kinds), "INT8 - FP32", "clips"]
+    header = ["profile", *(f"{ENGINE[b]} {p.upper()}" for b, p in kinds), "INT8 (Q/DQ graph) - FP32", "clips"]
     rows = []
     for profile in dict.fromkeys(a.profile for a in r.accuracy):
         cells = [profile]
         for b, p in kinds:
             a = r.accuracy_of(b, profile, p)
             cells.append(f"{a.action_top1:.1f} (v {a.verb_top1:.1f}, n {a.noun_top1:.1f})" if a else "-")
-        fp, q = r.accuracy_of("onnxruntime", profile, "fp32"), r.accuracy_of("onnxruntime", profile, "int8")
+        fp = r.accuracy_of("onnxruntime", profile, "fp32")
+        q = r.accuracy_of(QDQ_GRAPH, profile, "int8") or r.accuracy_of("onnxruntime", profile, "int8")
         cells.append(f"{q.action_top1 - fp.action_top1:+.1f}" if fp and q else "-")
         cells.append(str(r.data["clips"]))
         rows.append(cells)

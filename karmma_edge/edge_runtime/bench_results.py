@@ -5,7 +5,7 @@ results.json (`schema` = "karmma-edge-bench/1"; times in milliseconds, accuracy 
     schema        "karmma-edge-bench/1"
     created       ISO 8601 time the run started
     command       argv of the run
-    machine       see `machine.py`: cpu, cores, gpu, power_mode, versions, jetpack, load_average
+    machine       see `machine.py`: cpu, cpu_int8 (instruction set, fast path exact?), cores, gpu, power_mode, versions, jetpack, load_average
     bundle        {path, model_id, profiles: [every profile in the bundle]}
     data          {root, split, clips} or null when no held-out data was given
     settings      {profiles, backends, precisions, batches, runs, warmup, threads, run}
@@ -16,7 +16,9 @@ results.json (`schema` = "karmma-edge-bench/1"; times in milliseconds, accuracy 
                   peak_rss_mb (whole process, sampled), cpu_percent (this process, 100 = one core),
                   system_cpu_percent (all processes, 100 = every core busy: other jobs' noise);
                   gpu_util_percent, gpu_mem_mb, gpu_power_w: NVML or tegrastats, else null
-    accuracy      [AccuracyRow]: held-out top-1 per backend x profile x precision
+    accuracy      [AccuracyRow]: held-out top-1 per backend x profile x precision; backend "qdq-graph"
+                  is the INT8 graph run as written (host-independent), "onnxruntime" int8 this host's
+                  int8 kernels
     curve         Curve or null: the deployed system's accuracy against the drop probability p
                   {p, draws, seed, rng, profiles (the selector's choices), engine_precision,
                    engine: {"0.0": top1, ...}, engine_min, engine_max (over draws),
@@ -41,6 +43,9 @@ from pathlib import Path
 from karmma_edge.errors import KarmmaError
 
 SCHEMA = "karmma-edge-bench/1"
+# The backend of accuracy rows measured on the INT8 graph's own Q/DQ semantics (what the manifest records
+# and TensorRT computes), beside the "onnxruntime" rows of this host's int8 fast path; never timed.
+QDQ_GRAPH = "qdq-graph"
 
 
 @dataclass

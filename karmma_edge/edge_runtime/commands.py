@@ -74,6 +74,8 @@ def serve(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (see configs/serve-*.yaml)"),
     backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | tensorrt [onnxruntime]"),
     precision: Optional[str] = typer.Option(None, "--precision", help="int8 | fp32 [int8]"),
+    cpu_int8: Optional[str] = typer.Option(None, "--cpu-int8", help="auto: FP32 on a CPU whose ONNX Runtime "
+                                           "int8 kernels are not exact (x86 without VNNI) | force [auto]"),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="also append every prediction to this JSON Lines file"),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--fast",
                                             help="pace file sources at their own rate, or read them as fast as possible"),
@@ -87,6 +89,7 @@ def serve(
     import logging
 
     from karmma_edge.edge_runtime.config import load_serve_config
+    from karmma_edge.edge_runtime.cpu_features import serving_precision
     from karmma_edge.edge_runtime.daemon import Daemon
 
     logging.getLogger("karmma_edge").setLevel(log_level.upper())
@@ -94,8 +97,15 @@ def serve(
     cfg = load_serve_config(config, {
         "sources.rgb": rgb, "sources.audio": audio, "sources.realtime": realtime, "sources.loop": loop,
         "http.host": host, "http.port": port, "http.allow_unauthenticated_remote": allow_unauthenticated_remote,
-        "backend": backend, "precision": precision,
+        "backend": backend, "precision": precision, "cpu_int8": cpu_int8,
         "jsonl": str(jsonl) if jsonl else None})
+    import onnxruntime
+
+    served, warning = serving_precision(cfg.backend, cfg.precision, cfg.cpu_int8,
+                                        onnxruntime.get_available_providers())
+    if warning:
+        logging.getLogger("karmma_edge").warning(warning)
+        cfg = cfg.model_copy(update={"precision": served})
     raise typer.Exit(Daemon(bundle, cfg).run())
 
 

@@ -107,6 +107,8 @@ class FlowConfig(_Section):
 class ServeConfig(_Section):
     backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
     precision: Literal["int8", "fp32"] = "int8"
+    # "auto": FP32 where ONNX Runtime's int8 CPU kernels are not exact (x86 without VNNI); "force": INT8.
+    cpu_int8: Literal["auto", "force"] = "auto"
     engine_cache: Optional[Path] = None         # TensorRT plans (default: the backend's cache dir)
     dla_core: Optional[int] = None
     jsonl: Optional[Path] = None

@@ -9,7 +9,7 @@ import threading
 from karmma_edge.edge_runtime.backends.base import Engine
 from karmma_edge.edge_runtime.clock import Clock
 from karmma_edge.edge_runtime.events import EventHub, JsonLinesSink
-from karmma_edge.edge_runtime.predictions import Prediction, action_top_k, softmax, top_k
+from karmma_edge.edge_runtime.predictions import Prediction, head_predictions
 from karmma_edge.edge_runtime.telemetry import RuntimeMetrics
 from karmma_edge.edge_runtime.windows import PendingWindows, Window
 from karmma_edge.profiles import MODALITIES
@@ -60,12 +60,10 @@ class InferenceWorker(threading.Thread):
         return prediction
 
     def _prediction(self, window: Window, out: dict, done: float, latency_s: float) -> Prediction:
-        verbs, nouns = self.classes["verb"], self.classes["noun"]
-        p_verb, p_noun = softmax(out["verb"][0]), softmax(out["noun"][0])
+        verb, noun, action = head_predictions(out, self.classes, self.k)
         return Prediction(
             seq=window.seq, window_end=round(self.clock.wall(window.t_end), 4),
             emitted_at=round(self.clock.wall(done), 4), profile=window.profile,
             live=[m for m in MODALITIES if m in window.live],
             latency_ms=round(latency_s * 1e3, 3),
-            verb=top_k(p_verb, verbs, self.k), noun=top_k(p_noun, nouns, self.k),
-            action=action_top_k(p_verb, p_noun, verbs, nouns, self.k))
+            verb=verb, noun=noun, action=action)

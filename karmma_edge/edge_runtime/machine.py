@@ -14,9 +14,12 @@ import platform
 import re
 import shutil
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
+
+from karmma_edge.edge_runtime.cpu_features import int8_support
 
 NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
@@ -108,6 +111,7 @@ def describe_machine() -> dict:
         "hostname": platform.node(),
         "os": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_int8": asdict(int8_support()) | {"isa": int8_support().isa},
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),

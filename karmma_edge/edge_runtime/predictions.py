@@ -1,4 +1,8 @@
-"""What one inference yields: verb, noun and action top-k with scores and class names."""
+"""What one inference yields: verb, noun and action top-k with scores and class names.
+
+A verb/noun model (EPIC-KITCHENS) scores actions as (verb, noun) pairs; a single-label model
+(Something-Something) has an `action` output and class list of its own, and no verb or noun.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +55,13 @@ def action_top_k(p_verb: np.ndarray, p_noun: np.ndarray, verbs: list[str], nouns
         v, n = np.unravel_index(int(f), joint.shape)
         out.append(Scored((int(v), int(n)), f"{verbs[v]} {nouns[n]}", round(float(joint[v, n]), 5)))
     return out
+
+
+def head_predictions(out: dict[str, np.ndarray], classes: dict[str, list[str]], k: int
+                     ) -> tuple[list[Scored], list[Scored], list[Scored]]:
+    """(verb, noun, action) top-k of one window's engine outputs (first row of each)."""
+    if "action" in out:
+        return [], [], top_k(softmax(out["action"][0]), classes["action"], k)
+    verbs, nouns = classes["verb"], classes["noun"]
+    p_verb, p_noun = softmax(out["verb"][0]), softmax(out["noun"][0])
+    return top_k(p_verb, verbs, k), top_k(p_noun, nouns, k), action_top_k(p_verb, p_noun, verbs, nouns, k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from karmma_edge.bundle import (Accuracy, Artifact, Calibration, InputEntry, Manifest, ProfileEntry,
@@ -55,10 +55,12 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     from karmma_edge.calibration.sets import draw_calibration_set
     from karmma_edge.data.arrays import load_split
     from karmma_edge.edge_runtime.backends import create_engine
+    from karmma_edge.edge_runtime.backends.onnxruntime import QDQ_REFERENCE
     from karmma_edge.edge_runtime.evaluate import engine_logits
-    from karmma_edge.metrics import top1
-    from karmma_edge.quantize.export import OUTPUTS, export_profile, parity
-    from karmma_edge.quantize.gate import gate_profile
+    from karmma_edge.metrics import head_labels
+    from karmma_edge.quantize.export import export_profile, parity
+    from karmma_edge.quantize.gate import Scores, gate_profile
+    from karmma_edge.quantize.trt_rules import check_model, require_conformant
     from karmma_edge.train.runs import load_student
 
     student, info = load_student(opts.run)          # fails early on a missing or truncated run
@@ -71,6 +73,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
     cache = Path(opts.run) / "cache"
     train = load_split(data_root, "train", spec, fmt, student.modalities, cache, progress)
     held_out = load_split(data_root, "validation", spec, fmt, student.modalities, cache, progress)
+    labels = head_labels(student.outputs, held_out.verb, held_out.noun)
     calib = draw_calibration_set(train, opts.calibration_size, seed=opts.seed)   # raises on an empty split
 
     entries: dict[str, ProfileEntry] = {}
@@ -88,18 +91,26 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
             modalities = tuple(profile.split("+"))
             int8 = pdir / "model.int8.onnx"
 
-            def evaluate(path: Path) -> dict[str, float]:
-                with create_engine("onnxruntime", path, threads=opts.threads) as engine:
-                    return top1(*engine_logits(engine, held_out), held_out.verb, held_out.noun)
+            def evaluate(path: Path) -> Scores:
+                # As written, never on this host's int8 kernels: the bundle must not depend on its CPU.
+                with create_engine("onnxruntime", path, threads=opts.threads, qdq_reference=True) as engine:
+                    logits = engine_logits(engine, held_out, student.outputs)
+                return Scores.of(dict(zip(student.outputs, logits)), labels)
 
             gate = gate_profile(fp32, int8, calib, held_out, modalities, evaluate, opts.max_drop,
-                                opts.calibration_method)
+                                opts.calibration_method, evaluation=QDQ_REFERENCE)
+            # Raised inside the atomic block: a graph TensorRT would refuse is never written.
+            require_conformant(check_model(fp32, graph=f"profile {profile} fp32")
+                               + check_model(int8, graph=f"profile {profile} int8"), f"build --out {opts.out}")
             if not gate.passed:
                 failures.append((profile, gate.reason))
-            accuracy = {"fp32": Accuracy(**gate.fp32, clips=len(held_out)),
-                        "int8": Accuracy(**{k: getattr(gate.chosen, k) for k in ("action_top1", "verb_top1",
-                                                                                 "noun_top1")},
-                                         clips=len(held_out))}
+            chosen = gate.chosen
+            accuracy = {"fp32": Accuracy(**gate.fp32, clips=len(held_out),
+                                         clips_right=chosen.clips_right + chosen.judgement.drop_clips,
+                                         evaluation=QDQ_REFERENCE),
+                        "int8": Accuracy(action_top1=chosen.action_top1, verb_top1=chosen.verb_top1,
+                                         noun_top1=chosen.noun_top1, clips=len(held_out),
+                                         clips_right=chosen.clips_right, evaluation=QDQ_REFERENCE)}
             report = pdir / "calibration.json"
             report.write_text(json.dumps({
                 "profile": profile, "calibration_set_sha256": calib.sha256, "clips": len(calib),
@@ -115,8 +126,9 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
                                         settings={"percentile": gate.chosen.percentile,
                                                   "degraded_clips": int(calib.arrays.degraded.sum())}),
                 accuracy=accuracy,
-                quantization={"chosen": gate.chosen.label, "fp32_nodes": gate.chosen.excluded,
+                quantization={"chosen": chosen.label, "fp32_nodes": chosen.excluded,
                               "reason": gate.reason, "parity_max_abs_diff": diff,
+                              "drop": asdict(chosen.judgement),
                               "format": "Q/DQ, symmetric int8, per-channel weights, per-tensor activations, "
                                         "FP32 bias and audio front-end"},
             )
@@ -128,7 +140,7 @@ def build_bundle(opts: BuildOptions, progress: bool = True) -> Manifest:
             classes=info["classes"], input_spec=spec.to_dict(),
             inputs={m: InputEntry(shape=["B", *spec.input_shape(m)], dtype=spec.input_dtype(m),
                                   preprocessing=PREPROCESSING[m]) for m in student.modalities},
-            outputs=list(OUTPUTS), profiles=entries, tools=_tool_versions(),
+            outputs=list(student.outputs), profiles=entries, tools=_tool_versions(),
         )
         write_manifest(root, manifest)
         if failures:

@@ -30,6 +30,10 @@ def build(
     engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="TensorRT engine cache directory"),
     print_trtexec: bool = typer.Option(False, "--print-trtexec", help="print the equivalent trtexec command per profile"),
     threads: int = typer.Option(2, "--threads", help="ONNX Runtime threads for the accuracy gate"),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="TensorRT: largest batch the engines take "
+                                            "[8; on DLA the one static batch, 1]"),
+    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="TensorRT: builder workspace, MiB"),
+    force: bool = typer.Option(False, "--force", help="TensorRT: rebuild engines even when the cache has them"),
 ) -> None:
     """Export, calibrate and quantize one graph per profile into a bundle; optionally compile engines."""
     from karmma_edge.profiles import expand_profiles
@@ -48,6 +52,8 @@ def build(
     if (run is None) == (bundle is None):
         raise KarmmaError("give either --run RUN --out BUNDLE (a new bundle) or --bundle BUNDLE "
                           "(engines for an existing one)")
+    if dla_core is not None and precision == "fp32":
+        raise KarmmaError("--dla-core runs only int8 or fp16: use --precision int8, or drop --dla-core")
     if backend == "tensorrt" and not print_trtexec:
         from karmma_edge.quantize.tensorrt_build import require_tensorrt
 
@@ -77,19 +83,42 @@ def build(
         bundle = out
     names = None if profile == "all" else profiles
     if print_trtexec:
-        from karmma_edge.quantize.tensorrt_build import bundle_trtexec_commands
+        from karmma_edge.quantize.tensorrt_build import bundle_trtexec_commands, installed_tensorrt_major
 
-        for name, line in bundle_trtexec_commands(bundle, names, precision, dla_core=dla_core).items():
+        major = installed_tensorrt_major()
+        typer.echo(f"# trtexec lines for TensorRT {major or '10 (none installed here; TensorRT 11 takes no --fp16)'}")
+        for name, line in bundle_trtexec_commands(bundle, names, precision, dla_core=dla_core, max_batch=max_batch,
+                                                  major=major or 10).items():
             typer.echo(f"# {name}\n{line}")
     elif backend == "tensorrt":
         from karmma_edge.quantize.tensorrt_build import build_bundle_engines
 
-        for rec in build_bundle_engines(bundle, names, precision, engine_cache, dla_core, progress=typer.echo):
+        for rec in build_bundle_engines(bundle, names, precision, engine_cache, dla_core, workspace_mb,
+                                        progress=typer.echo, max_batch=max_batch, force=force):
             how = "cached" if rec["cached"] else f"built in {rec['seconds']} s"
             typer.echo(f"{rec['profile']}: {rec['engine']} ({how})")
+            if rec["dla_placement"]:
+                on_gpu = rec["dla_placement"]["GPU"]
+                typer.echo(f"  DLA runs {len(rec['dla_placement']['DLA'])} layers, the GPU {len(on_gpu)}"
+                           + (f": {', '.join(on_gpu[:10])}{' ...' if len(on_gpu) > 10 else ''}" if on_gpu else ""))
     elif run is None:
         raise KarmmaError("--bundle builds engines: add --backend tensorrt (ONNX Runtime needs no engine build)")
 
 
+def check(
+    bundle: Path = typer.Option(..., "--bundle", help="bundle directory (from `build`, here or elsewhere)"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="check only the graph this precision builds "
+                                            "from (int8: Q/DQ, fp16/fp32: FP32) [both]"),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="also check DLA's restrictions"),
+) -> None:
+    """Check every graph of a bundle against TensorRT's ONNX parser rules (10.3 and 11.x); exit 2 on a finding."""
+    from karmma_edge.quantize.trt_rules import check_bundle_for_build
+
+    count = check_bundle_for_build(bundle, None, precision, dla_core)
+    typer.echo(f"{bundle}: {count} graphs conform to TensorRT's ONNX parser rules (10.3 and 11.x)"
+               + (f" and DLA's (core {dla_core})" if dla_core is not None else ""))
+
+
 def register(root: typer.Typer) -> None:
     root.command()(build)
+    root.command()(check)

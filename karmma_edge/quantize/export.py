@@ -19,7 +19,6 @@ from karmma_edge.train.models import Student
 log = logging.getLogger(__name__)
 # The exporter warns once per torchvision op it cannot register; torchvision is not a dependency.
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-OUTPUTS = ("verb", "noun")
 
 
 class ProfileModel(nn.Module):
@@ -56,7 +55,8 @@ def export_profile(student: Student, profile: str, out: Path, simplify: bool = T
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model, inputs, dynamo=True, input_names=list(model.modalities), output_names=list(OUTPUTS),
+            model, inputs, dynamo=True, input_names=list(model.modalities),
+            output_names=list(student.outputs),      # the label heads: verb and noun, or action
             dynamic_shapes={"inputs": dynamic}, optimize=True, verbose=False,
         )
     proto = program.model_proto
@@ -81,5 +81,5 @@ def parity(student: Student, profile: str, onnx_path: Path, batch: int = 2, seed
     with torch.no_grad():
         ref = [t.numpy() for t in model(*inputs)]
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(list(OUTPUTS), {m: t.numpy() for m, t in zip(model.modalities, inputs)})
+    got = sess.run(list(student.outputs), {m: t.numpy() for m, t in zip(model.modalities, inputs)})
     return float(max(np.abs(a - b).max() for a, b in zip(ref, got)))

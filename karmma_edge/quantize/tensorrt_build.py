@@ -12,34 +12,39 @@ host with the same GPU and TensorRT). Written against TensorRT 10.3 (JetPack 6) 
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 import shlex
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
 from karmma_edge.bundle import Bundle, Manifest
-from karmma_edge.edge_runtime.backends.tensorrt import (
+from karmma_edge.edge_runtime.engine_cache import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_WORKSPACE_MB,
     PRECISIONS,
     EngineKey,
-    check_engine_key,
+    atomic_write,
     current_device_key,
     engine_cache_dir,
     engine_path_for,
     import_tensorrt,
-    sidecar_path,
-    sidecar_record,
+    is_cached,
+    store_plan,
+    timing_cache_path,
+    version_tuple,
 )
 from karmma_edge.errors import BackendUnavailable, BundleError, KarmmaError
+from karmma_edge.quantize.trt_rules import check_bundle_for_build
 
 __all__ = [
     "EngineKey", "bundle_trtexec_commands", "build_bundle_engines", "build_engine", "engine_cache_dir",
     "engine_path_for", "input_shapes_from_manifest", "input_shapes_from_onnx", "require_tensorrt",
     "trtexec_command",
 ]
+log = logging.getLogger(__name__)
+DLA_MAX_BATCH = 4096      # TensorRT docs, "DLA Supported Layers and Restrictions"
 
 Shapes = Mapping[str, Sequence[int | str]]   # input name -> full shape, first axis the batch ("B")
 
@@ -131,21 +136,42 @@ def trtexec_command(onnx_path: Path, engine_path: Path, precision: str, dla_core
     return " ".join(shlex.quote(a) for a in args)
 
 
+def build_batches(max_batch: int | None, dla_core: int | None) -> tuple[int, int, int]:
+    """(min, opt, max) batch of the optimization profile: 1/1/max on the GPU, and static on DLA, which
+    has no dynamic dimensions (min = opt = max; 1, what the daemon feeds, unless --max-batch says)."""
+    if max_batch is not None and max_batch < 1:
+        raise KarmmaError(f"--max-batch must be at least 1, got {max_batch}")
+    if dla_core is not None:
+        if (max_batch or 1) > DLA_MAX_BATCH:
+            raise KarmmaError(f"--max-batch {max_batch}: DLA takes batches up to {DLA_MAX_BATCH}")
+        return (max_batch or 1,) * 3
+    return 1, 1, max_batch or DEFAULT_MAX_BATCH
+
+
 def bundle_trtexec_commands(bundle_root: Path, profiles: Sequence[str] | None = None, precision: str = "int8",
-                            out_dir: Path = Path("engines"), dla_core: int | None = None, max_batch: int = 8,
-                            major: int = 10) -> dict[str, str]:
+                            out_dir: Path = Path("engines"), dla_core: int | None = None,
+                            max_batch: int | None = None, major: int = 10) -> dict[str, str]:
     """profile -> trtexec line for each profile of a bundle; needs neither TensorRT nor a GPU."""
     bundle = Bundle(bundle_root)
     kind = onnx_kind(precision)
+    low, opt, high = build_batches(max_batch, dla_core)
     commands = {}
     for profile in profiles or bundle.profiles:
         onnx_path = bundle.artifact(profile, kind, verify=False)
         commands[profile] = trtexec_command(
             onnx_path, Path(out_dir) / f"{profile}.{precision}.plan", precision, dla_core,
-            Path(out_dir) / "timing.cache", input_shapes_from_manifest(bundle.manifest, profile), max_batch,
-            major=major,
+            Path(out_dir) / "timing.cache", input_shapes_from_manifest(bundle.manifest, profile), high,
+            major=major, min_batch=low, opt_batch=opt,
         )
     return commands
+
+
+def installed_tensorrt_major() -> int | None:
+    """The major version of the TensorRT installed here, or None where there is none."""
+    try:
+        return tensorrt_major(import_tensorrt())
+    except BackendUnavailable:
+        return None
 
 
 # --- the TensorRT Python API build --------------------------------------------------------------
@@ -171,7 +197,8 @@ def _parse(trt: ModuleType, parser: Any, onnx_path: Path) -> None:
         problems.append(f"{where}: {err.desc()}")
     raise BundleError(
         f"TensorRT {trt.__version__}'s ONNX parser rejects {onnx_path.name}: " + "; ".join(problems or ["no detail"])
-        + ". Rebuild the bundle with this karmma-edge (its operator check covers the parser's list)."
+        + ". `karmma-edge check --bundle BUNDLE` lists what this karmma-edge knows TensorRT refuses; if it "
+        "passes, this parser needs a rule the check lacks: please report it with the message above"
     )
 
 
@@ -184,8 +211,23 @@ def _optimization_profile(builder: Any, network: Any, batches: tuple[int, int, i
     return profile
 
 
+def dla_unavailable_reason(version: str) -> str | None:
+    """Why this TensorRT cannot build for DLA on a Jetson, or None."""
+    if (11, 0, 0) <= version_tuple(version) <= (11, 4, 0):
+        # TensorRT 11.0-11.4.0 docs, "Working with DLA": not supported on JetPack (10.7 was the last with it).
+        return (f"TensorRT {version} has no DLA on Jetson (TensorRT 11.0 to 11.4.0 dropped it; JetPack 6's "
+                "TensorRT 10 has it): drop --dla-core and build for the GPU")
+    return None
+
+
 def _use_dla(trt: ModuleType, builder: Any, config: Any, dla_core: int) -> None:
+    reason = dla_unavailable_reason(trt.__version__)
+    if reason:
+        raise KarmmaError(reason)
     cores = builder.num_DLA_cores
+    if cores == 0:
+        raise KarmmaError("this device has no DLA (Orin Nano and Thor have none; Orin AGX and NX have 2): "
+                          "drop --dla-core and build for the GPU")
     if not 0 <= dla_core < cores:
         raise KarmmaError(
             f"DLA core {dla_core} does not exist here (this device has {cores} DLA core(s)); "
@@ -196,35 +238,38 @@ def _use_dla(trt: ModuleType, builder: Any, config: Any, dla_core: int) -> None:
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)   # layers the DLA cannot run stay on the GPU
 
 
+def _dla_placement(config: Any, network: Any) -> dict[str, list[str]]:
+    """Which layers TensorRT says can run on the DLA, and which fall back to the GPU."""
+    placement: dict[str, list[str]] = {"DLA": [], "GPU": []}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        placement["DLA" if config.can_run_on_DLA(layer) else "GPU"].append(layer.name)
+    return placement
+
+
 def _load_timing_cache(config: Any, path: Path) -> Any:
     blob = path.read_bytes() if path.is_file() else b""
     cache = config.create_timing_cache(blob)
-    # ignore_mismatch=False: a cache from another GPU or TensorRT is discarded, not trusted.
-    config.set_timing_cache(cache, False)
+    # ignore_mismatch=False: a cache from another GPU or TensorRT is refused, not trusted.
+    if config.set_timing_cache(cache, False):
+        return cache
+    log.warning("timing cache %s does not fit this TensorRT or GPU; starting a new one", path)
+    cache = config.create_timing_cache(b"")
+    if not config.set_timing_cache(cache, False):
+        raise KarmmaError(f"TensorRT refused an empty timing cache; delete {path} and build again")
     return cache
 
 
-def _atomic_write(path: Path, data: bytes | memoryview) -> None:
-    """Write beside `path` then rename over it, so a killed build never leaves a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, timing_cache: Path | None = None,
-                 dla_core: int | None = None, workspace_mb: int = 1024, min_batch: int = 1,
-                 opt_batch: int = 1, max_batch: int = 8) -> Path:
-    """Compile one ONNX file into a plan at `engine_path`, with its key sidecar beside it."""
-    if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise KarmmaError(f"batches must satisfy 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
+def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey,
+                 timing_cache: Path | None = None) -> dict[str, Any]:
+    """Compile one ONNX file into a plan at `engine_path` with the key's batch range, workspace and
+    DLA core, and its key sidecar beside it. Returns the sidecar record."""
+    batches = key.batches
+    if not 1 <= batches[0] <= batches[1] <= batches[2]:
+        raise KarmmaError(f"batches must satisfy 1 <= min <= opt <= max, got {'/'.join(map(str, batches))}")
+    if key.dla_core is not None and (key.precision == "fp32" or len(set(batches)) != 1):
+        raise KarmmaError("DLA runs only int8 or fp16 with static shapes (min = opt = max batch); "
+                          f"got {key.precision} with batches {'/'.join(map(str, batches))}")
     trt = require_tensorrt()
     fp16 = key.precision == "fp16"
     if fp16 and not hasattr(trt.BuilderFlag, "FP16"):
@@ -239,12 +284,15 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, timing_cach
     _parse(trt, parser, Path(onnx_path))
 
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, key.workspace_mb << 20)
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
-    if dla_core is not None:
-        _use_dla(trt, builder, config, dla_core)
-    config.add_optimization_profile(_optimization_profile(builder, network, (min_batch, opt_batch, max_batch)))
+    placement = None
+    if key.dla_core is not None:
+        _use_dla(trt, builder, config, key.dla_core)
+        if hasattr(config, "can_run_on_DLA"):
+            placement = _dla_placement(config, network)
+    config.add_optimization_profile(_optimization_profile(builder, network, batches))
     cache = _load_timing_cache(config, Path(timing_cache)) if timing_cache is not None else None
 
     plan = builder.build_serialized_network(network, config)
@@ -253,64 +301,53 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, timing_cach
             f"TensorRT {trt.__version__} could not build an engine from {Path(onnx_path).name} "
             "(its log above says why)"
         )
-    engine_path = Path(engine_path)
-    _atomic_write(engine_path, memoryview(plan))
     shapes = {t.name: tuple(t.shape) for t in (network.get_input(i) for i in range(network.num_inputs))}
-    command = trtexec_command(onnx_path, engine_path, key.precision, dla_core, timing_cache, shapes, max_batch,
-                              workspace_mb, major=tensorrt_major(trt), min_batch=min_batch, opt_batch=opt_batch)
-    record = sidecar_record(engine_path, key, onnx=str(onnx_path), trtexec=command,
-                            batches=[min_batch, opt_batch, max_batch], built_unix=time.time())
-    _atomic_write(sidecar_path(engine_path), (json.dumps(record, indent=2) + "\n").encode())
+    command = trtexec_command(onnx_path, engine_path, key.precision, key.dla_core, timing_cache, shapes,
+                              batches[2], key.workspace_mb, major=tensorrt_major(trt), min_batch=batches[0],
+                              opt_batch=batches[1])
+    store_plan(Path(engine_path), memoryview(plan), key, onnx=str(onnx_path), trtexec=command,
+               dla_placement=placement, built_unix=time.time())
     if cache is not None:
-        _atomic_write(Path(timing_cache), memoryview(cache.serialize()))
-    return engine_path
-
-
-def timing_cache_path(cache_dir: Path, key: EngineKey) -> Path:
-    """Tactic timings are only valid for one TensorRT and GPU, so each pair gets its own file."""
-    gpu = "".join(c if c.isalnum() else "-" for c in key.gpu_name)
-    return Path(cache_dir) / f"timing.trt{key.tensorrt_version}.{gpu}.sm{key.compute_capability}.cache"
-
-
-def _cached(path: Path, key: EngineKey) -> bool:
-    try:
-        check_engine_key(path, key)
-    except BundleError:
-        return False
-    return True
+        atomic_write(Path(timing_cache), memoryview(cache.serialize()))
+    return {"trtexec": command, "dla_placement": placement}
 
 
 def build_bundle_engines(bundle_root: Path, profiles: Sequence[str] | None = None, precision: str = "int8",
-                         cache_dir: Path | None = None, dla_core: int | None = None, workspace_mb: int = 1024,
-                         progress: Callable[[str], None] | None = None, max_batch: int = 8,
-                         force: bool = False) -> list[dict[str, Any]]:
+                         cache_dir: Path | None = None, dla_core: int | None = None,
+                         workspace_mb: int = DEFAULT_WORKSPACE_MB, progress: Callable[[str], None] | None = None,
+                         max_batch: int | None = None, force: bool = False) -> list[dict[str, Any]]:
     """Build (or reuse from the cache) one plan per profile from the bundle's verified ONNX files.
 
-    Returns one record per profile: profile, precision, engine path, key, whether it was cached,
-    build seconds, and the equivalent trtexec line.
+    A cached plan is reused only when its whole key matches: the ONNX, TensorRT, GPU, DLA core,
+    batch range and workspace; `force` rebuilds anyway. Returns one record per profile: profile,
+    precision, engine path, key, whether it was cached, build seconds, the equivalent trtexec line
+    and, on DLA, which layers TensorRT places on the DLA and which on the GPU.
     """
+    kind = onnx_kind(precision)
+    batches = build_batches(max_batch, dla_core)
+    check_bundle_for_build(bundle_root, profiles, precision, dla_core)   # refuses before any engine is built
     require_tensorrt()
     bundle = Bundle(bundle_root)
-    kind = onnx_kind(precision)
     cache = engine_cache_dir(cache_dir)
     names = list(profiles or bundle.profiles)
     results = []
     for i, profile in enumerate(names, 1):
         onnx_path = bundle.artifact(profile, kind)
-        key = current_device_key(profile, precision, bundle.manifest.profiles[profile].artifacts[kind].sha256, dla_core)
+        key = current_device_key(profile, precision, bundle.manifest.profiles[profile].artifacts[kind].sha256,
+                                 dla_core, batches, workspace_mb)
         engine = engine_path_for(cache, key)
-        timing = timing_cache_path(cache, key)
-        cached = not force and _cached(engine, key)
+        cached = not force and is_cached(engine, key)
         if progress:
             progress(f"[{i}/{len(names)}] {profile} {precision}: {'cached' if cached else 'building'} {engine}")
         start = time.perf_counter()
-        if not cached:
-            build_engine(onnx_path, engine, key, timing, dla_core, workspace_mb, max_batch=max_batch)
+        built = {} if cached else build_engine(onnx_path, engine, key, timing_cache_path(cache, key))
         results.append({
             "profile": profile, "precision": precision, "engine": str(engine), "key": key.to_dict(),
             "cached": cached, "seconds": round(time.perf_counter() - start, 3),
-            "trtexec": trtexec_command(onnx_path, engine, precision, dla_core, timing,
-                                       input_shapes_from_manifest(bundle.manifest, profile), max_batch,
-                                       workspace_mb, major=int(key.tensorrt_version.split(".")[0])),
+            "trtexec": trtexec_command(onnx_path, engine, precision, dla_core, timing_cache_path(cache, key),
+                                       input_shapes_from_manifest(bundle.manifest, profile), batches[2],
+                                       workspace_mb, major=int(key.tensorrt_version.split(".")[0]),
+                                       min_batch=batches[0], opt_batch=batches[1]),
+            "dla_placement": built.get("dla_placement"),
         })
     return results

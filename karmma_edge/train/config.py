@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -9,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from karmma_edge.errors import ConfigError
+from karmma_edge.inputs import InputSpec
 
 
 class Optim(BaseModel):
@@ -25,6 +27,12 @@ class Optim(BaseModel):
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads per process; default: cores/processes - 1")
     cache_dir: Path | None = Field(None, description="decoded clips and tokens; default: RUN_DIR/cache")
+    decoded_cache_gb: float = Field(2.0, ge=0, description="a training split at most this large decoded is "
+                                    "decoded once into memory-mapped files in cache_dir; a larger one is "
+                                    "decoded on the fly every epoch by `workers` processes")
+    workers: int = Field(2, ge=0, description="DataLoader worker processes decoding clips on the fly (per process)")
+    checkpoint_steps: int = Field(0, ge=0, description="also checkpoint every this many steps within an "
+                                  "epoch (0: after each epoch only); a killed run resumes mid-epoch")
 
 
 class TrainConfig(Optim):
@@ -44,13 +52,39 @@ class ExtractorsConfig(Optim):
     split: str = Field("pretrain", description="split to pre-train on: the synthetic data's larger pool")
 
 
+class ExtractorFile(BaseModel):
+    """A user's extractor and the input it reads; an unset field takes the `spec_model`'s value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(..., description="a .pt2 (torch.export), TorchScript or .onnx file: raw input -> [B,n,D]")
+    frames: int | None = Field(None, ge=1, description="T frames per clip (rgb and flow)")
+    size: int | None = Field(None, ge=8, description="frame side in pixels (frames are resized whole, square)")
+    sampling: Literal["segments", "dense"] | None = Field(
+        None, description="segments: centres of T equal bins (TSN, TSM); dense: T frames frame_stride apart "
+                          "around the segment's centre (SlowFast, Omnivore)")
+    frame_stride: int | None = Field(None, ge=1, description="frames between samples when sampling is dense")
+    flow_stack: int | None = Field(None, ge=1, description="(u, v) pairs per sampled frame, as channels "
+                                                           "u0, v0, u1, v1, ...: 5 for TSN/TSM flow")
+    sample_rate: int | None = Field(None, ge=1000, description="audio rate in Hz")
+    audio_seconds: float | None = Field(None, gt=0, description="audio window, centred on the segment")
+
+    def spec(self, base: InputSpec) -> InputSpec:
+        fields = self.model_dump(exclude={"path", "size"}, exclude_none=True)
+        if self.size is not None:
+            fields.update(height=self.size, width=self.size)
+        return replace(base, **fields)
+
+
 class TeacherConfig(Optim):
     """The teacher's fusion block on frozen extractors' cached tokens."""
 
     extractors: Path | None = Field(None, description="a `train extractors` run; or give extractor_files")
-    extractor_files: dict[Literal["rgb", "flow", "audio"], Path] | None = Field(
-        None, description="per modality a .pt2 (torch.export), TorchScript or .onnx file: raw input -> [B,n,D]")
-    spec_model: str = Field("student-s", description="registered model whose input spec the files expect")
+    extractor_files: dict[Literal["rgb", "flow", "audio"], Path | ExtractorFile] | None = Field(
+        None, description="per modality a .pt2 (torch.export), TorchScript or .onnx file: raw input -> [B,n,D], "
+                          "or {path: FILE, frames: 8, size: 224, flow_stack: 5, ...}: the input it reads")
+    spec_model: str = Field("student-s", description="registered model whose input spec the files expect "
+                                                     "where an extractor_files entry declares none")
     fusion_dim: int = Field(128, ge=8)
     fusion_depth: int = Field(2, ge=1)
     fusion_heads: int = Field(4, ge=1)
@@ -93,5 +127,9 @@ def load_config(path: Path, cls: type[C] = TrainConfig, **overrides) -> C:
             setattr(cfg, name, (path.parent / value).resolve())
     files = getattr(cfg, "extractor_files", None)
     if files:
-        cfg.extractor_files = {m: p if p.is_absolute() else (path.parent / p).resolve() for m, p in files.items()}
+        def absolute(p: Path) -> Path:
+            return p if p.is_absolute() else (path.parent / p).resolve()
+
+        cfg.extractor_files = {m: f.model_copy(update={"path": absolute(f.path)}) if isinstance(f, ExtractorFile)
+                               else absolute(f) for m, f in files.items()}
     return cfg

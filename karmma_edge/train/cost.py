@@ -45,7 +45,7 @@ def teacher_cost(teacher, sources: dict, spec) -> dict[str, dict]:
     teacher.eval()
     ext_flops, tokens = {}, {}
     for m, source in sources.items():
-        x = dummy_input(spec, m)
+        x = dummy_input(source.spec or spec, m)
         net = source.module()
         ext_flops[m] = count_flops(net, x) if net is not None else None
         tokens[m] = torch.from_numpy(source.tokens(x.numpy()))

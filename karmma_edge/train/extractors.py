@@ -55,21 +55,20 @@ def build_extractor(cfg: ExtractorConfig, modality: str) -> nn.Module:
 
 
 class UnimodalClassifiers(nn.Module):
-    """One extractor per modality, each with its own verb and noun heads on its mean-pooled tokens."""
+    """One extractor per modality, each with its own label heads (verb and noun, or action) on its
+    mean-pooled tokens."""
 
-    def __init__(self, cfg: ExtractorConfig, modalities: tuple[str, ...], num_verbs: int, num_nouns: int):
+    def __init__(self, cfg: ExtractorConfig, modalities: tuple[str, ...], outputs: dict[str, int]):
         super().__init__()
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         self.extractors = nn.ModuleDict({m: build_extractor(cfg, m) for m in self.modalities})
-        self.heads = nn.ModuleDict({m: nn.Linear(e.dim, num_verbs + num_nouns) for m, e in self.extractors.items()})
-        self.num_verbs = num_verbs
+        self.heads = nn.ModuleDict({m: nn.Linear(e.dim, sum(outputs.values())) for m, e in self.extractors.items()})
+        self.outputs = tuple(outputs)
+        self.sizes = list(outputs.values())
 
-    def forward(self, inputs: dict[str, torch.Tensor], present=None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        out = {}
-        for m in self.modalities:
-            z = self.heads[m](self.extractors[m](inputs[m]).mean(dim=1))
-            out[m] = (z[:, :self.num_verbs], z[:, self.num_verbs:])
-        return out
+    def forward(self, inputs: dict[str, torch.Tensor], present=None) -> dict[str, tuple[torch.Tensor, ...]]:
+        return {m: torch.split(self.heads[m](self.extractors[m](inputs[m]).mean(dim=1)), self.sizes, dim=1)
+                for m in self.modalities}
 
 
 def extractor_file(run_dir: Path, modality: str) -> Path:
@@ -88,10 +87,11 @@ def file_checksum(path: Path) -> str:
 class TokenSource:
     """A frozen extractor for one modality; `tokens(batch)` maps raw input to float32 [B, n, D]."""
 
-    def __init__(self, modality: str, checksum: str, origin: str):
+    def __init__(self, modality: str, checksum: str, origin: str, spec: InputSpec | None = None):
         self.modality = modality
         self.checksum = checksum
         self.origin = origin             # what it was loaded from, for run.json and messages
+        self.spec = spec                 # the input it reads (its own frames, size, stack, rate...)
 
     def tokens(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -105,13 +105,13 @@ class TokenSource:
 
 
 class TorchTokenSource(TokenSource):
-    def __init__(self, modality: str, net: nn.Module, checksum: str, origin: str):
-        super().__init__(modality, checksum, origin)
+    def __init__(self, modality: str, net: nn.Module, checksum: str, origin: str, spec: InputSpec | None = None):
+        super().__init__(modality, checksum, origin, spec)
         self.net = net
 
     @torch.no_grad()
     def tokens(self, batch: np.ndarray) -> np.ndarray:
-        return self.net(torch.from_numpy(batch)).float().numpy()
+        return self.net(torch.from_numpy(np.array(batch))).float().numpy()
 
     def module(self) -> nn.Module:
         return self.net
@@ -121,8 +121,8 @@ class TorchTokenSource(TokenSource):
 
 
 class OnnxTokenSource(TokenSource):
-    def __init__(self, modality: str, path: Path):
-        super().__init__(modality, file_checksum(path), str(path))
+    def __init__(self, modality: str, path: Path, spec: InputSpec | None = None):
+        super().__init__(modality, file_checksum(path), str(path), spec)
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -142,14 +142,15 @@ class OnnxTokenSource(TokenSource):
         return int(sum(np.prod(t.dims) for t in model.graph.initializer))
 
 
-def load_extractor_file(path: Path, modality: str) -> TokenSource:
-    """A user's extractor: `.onnx` (ONNX Runtime), `.pt2` (torch.export), anything else TorchScript."""
+def load_extractor_file(path: Path, modality: str, spec: InputSpec | None = None) -> TokenSource:
+    """A user's extractor: `.onnx` (ONNX Runtime), `.pt2` (torch.export), anything else TorchScript;
+    `spec` is the input it declares (frames, size, sampling, flow stack, audio rate and window)."""
     path = Path(path)
     if not path.is_file():
         raise KarmmaError(f"extractor file {path} for {modality} does not exist")
     try:
         if path.suffix == ".onnx":
-            return OnnxTokenSource(modality, path)
+            return OnnxTokenSource(modality, path, spec)
         if path.suffix == ".pt2":
             net = torch.export.load(str(path)).module()
         else:
@@ -159,7 +160,7 @@ def load_extractor_file(path: Path, modality: str) -> TokenSource:
     except Exception as e:  # each loader raises its own types for a file it cannot read
         raise KarmmaError(f"cannot load extractor {path} for {modality} ({type(e).__name__}: {str(e)[:200]}); "
                           "give a torch.export .pt2, a TorchScript file or an .onnx model") from None
-    return TorchTokenSource(modality, net, file_checksum(path), str(path))
+    return TorchTokenSource(modality, net, file_checksum(path), str(path), spec)
 
 
 def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], InputSpec]:
@@ -179,16 +180,16 @@ def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], Inpu
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         for p in net.parameters():
             p.requires_grad_(False)
-        sources[m] = TorchTokenSource(m, net.eval(), file_checksum(path), str(path))
+        sources[m] = TorchTokenSource(m, net.eval(), file_checksum(path), str(path), cfg.spec)
     return sources, cfg.spec
 
 
-def load_source(origin: Path, modality: str) -> TokenSource:
+def load_source(origin: Path, modality: str, spec: InputSpec | None = None) -> TokenSource:
     """A source again from the file it was loaded from (a trained run's extractor or a user's file)."""
     origin = Path(origin)
     if origin == extractor_file(origin.parent, modality) and (origin.parent / "run.json").is_file():
         return load_trained_extractors(origin.parent)[0][modality]
-    return load_extractor_file(origin, modality)
+    return load_extractor_file(origin, modality, spec)
 
 
 def config_dict(name: str) -> dict:

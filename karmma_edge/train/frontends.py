@@ -34,7 +34,9 @@ class FrameNormalizer(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, h, w, c = frames.shape
-        x = frames.reshape(b * t, h, w, c).permute(0, 3, 1, 2).to(torch.float32)
+        # Cast first: TensorRT's ONNX parser takes uint8 only as a graph input or output, so the raw
+        # frames must not reach a Reshape or Transpose as uint8 (issue 13). Same values either way.
+        x = frames.to(torch.float32).reshape(b * t, h, w, c).permute(0, 3, 1, 2)
         return x * self.scale + self.shift
 
 

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from karmma_edge.data.arrays import SplitArrays, load_split
+from karmma_edge.train.datasets import Batches, ClipDataset, clip_dataset, split_labels
 from karmma_edge.errors import KarmmaError
-from karmma_edge.metrics import top1
+from karmma_edge.metrics import dataset_classes, head_labels, label_heads, scores
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import Optim, TrainConfig
 from karmma_edge.train.models import Student, config_dict, create_student
@@ -27,8 +28,8 @@ from karmma_edge.train.runs import CHECKPOINT, save_atomic, write_run_info
 
 log = logging.getLogger(__name__)
 
-# (model, this process's batch index, its present mask or None) -> loss
-LossFn = Callable[[nn.Module, np.ndarray, "torch.Tensor | None"], torch.Tensor]
+# (model, this process's batch indices, their inputs or None, their present mask or None) -> loss
+LossFn = Callable[[nn.Module, np.ndarray, "dict[str, torch.Tensor] | None", "torch.Tensor | None"], torch.Tensor]
 
 
 def draw_present(batch: int, num_modalities: int, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -64,23 +65,34 @@ def cache_dir(cfg: Optim, out: Path) -> Path:
     return Path(cfg.cache_dir) if cfg.cache_dir else Path(out) / "cache"
 
 
-def fit(model: nn.Module, n_train: int, num_modalities: int, dropout: float, loss_fn: LossFn,
+def training_batches(cfg: Optim, split: str, spec, cache: Path, progress: bool = True,
+                     modalities: tuple[str, ...] | None = None) -> tuple[Batches, ClipDataset]:
+    """The split's clips as this process's batches, cached or streamed by `cfg.workers` workers."""
+    dataset = clip_dataset(cfg.data, split, spec, cfg.format, cache, cfg.decoded_cache_gb, progress, modalities)
+    return Batches(len(dataset), cfg.batch_size, dataset, cfg.workers), dataset
+
+
+def fit(model: nn.Module, batches: Batches, num_modalities: int, dropout: float, loss_fn: LossFn,
         evaluate: Callable[[nn.Module], dict], cfg: Optim, out: Path, description: str,
-        device: torch.device, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+        device: torch.device, progress: bool = True, stop_after: int | None = None,
+        stop_after_steps: int | None = None) -> list[dict]:
     """Train `model` for cfg.epochs; resume from out/model.pt if it holds this config's unfinished run.
 
-    Returns the per-epoch history (held-out metrics from `evaluate`). `stop_after` ends the process's
-    work after that many epochs of this call, checkpoint written, as a kill would (tests of resume).
+    Returns the per-epoch history (held-out metrics from `evaluate`). A checkpoint is written after
+    every epoch and, with `cfg.checkpoint_steps`, every that many steps within one (holding the epoch's
+    order, so the rest of the epoch reads the same batches). `stop_after` / `stop_after_steps` end the
+    process's work after that many epochs / steps of this call, checkpoint written, as a kill would.
     """
     out = Path(out)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = max(1, n_train // cfg.batch_size)
+    steps = batches.steps
+    n_train = batches.sampler.n
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     gen = torch.Generator().manual_seed(cfg.seed)
     config = cfg.model_dump(mode="json")
-    start, history = 0, []
+    start, first_step, order, total, history = 0, 0, None, 0.0, []
     ckpt_path = out / CHECKPOINT
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -91,57 +103,75 @@ def fit(model: nn.Module, n_train: int, num_modalities: int, dropout: float, los
             gen.set_state(ckpt["generator"])
             torch.set_rng_state(ckpt["torch_rng"])
             start, history = ckpt["epoch"], ckpt["history"]
-            log.info("resuming %s from epoch %d", out, start)
+            if ckpt.get("step", 0) > 0:
+                first_step, order, total = ckpt["step"], ckpt["order"], ckpt["loss_total"]
+            log.info("resuming %s from epoch %d step %d", out, start, first_step)
     trained = dist.wrap(model, device)
+
+    def checkpoint(epoch: int, step: int, order_, total_) -> None:
+        if dist.is_main():
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                         "torch_rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+                         "order": order_, "loss_total": total_, "history": history, "config": config}, ckpt_path)
+        dist.barrier()
 
     from rich.progress import Progress
 
+    done_steps = 0
     with Progress(disable=not (progress and dist.is_main()), transient=True) as bar:
-        task = bar.add_task(description, total=cfg.epochs * steps, completed=start * steps)
+        task = bar.add_task(description, total=cfg.epochs * steps, completed=start * steps + first_step)
         for epoch in range(start, cfg.epochs):
             if stop_after is not None and epoch - start >= stop_after:
                 raise Interrupted(f"stopped after epoch {epoch} as asked; rerun to resume")
             model.train()
-            order = torch.randperm(n_train, generator=gen).numpy()
-            t0, total = time.time(), 0.0
-            for step in range(steps):
-                index = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            if order is None:
+                order, total = torch.randperm(n_train, generator=gen).numpy(), 0.0
+            t0 = time.time()
+            for step, (index, inputs) in enumerate(batches.epoch(order, first_step), start=first_step):
+                glob = batches.sampler.global_batch(step)
                 # Drawn for the whole global batch on every process, so processes stay in step.
-                present = draw_present(len(index), num_modalities, dropout, gen) if dropout > 0 else None
-                index = dist.shard(index)
+                present = draw_present(len(glob), num_modalities, dropout, gen) if dropout > 0 else None
                 present = None if present is None else dist.shard(present).to(device)
-                loss = loss_fn(trained, index, present)
+                if inputs is not None:
+                    inputs = {m: x.to(device) for m, x in inputs.items()}
+                loss = loss_fn(trained, index, inputs, present)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 total += float(loss.detach())
                 bar.advance(task)
+                done_steps += 1
+                stop = stop_after_steps is not None and done_steps >= stop_after_steps
+                mid = step + 1 < steps
+                if mid and (stop or (cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0)):
+                    checkpoint(epoch, step + 1, order, total)
+                if stop and mid:
+                    raise Interrupted(f"stopped after {done_steps} steps as asked; rerun to resume")
+            seconds = time.time() - t0
+            first_step, order = 0, None
             if dist.is_main():
                 metrics = evaluate(model)
                 history.append({"epoch": epoch + 1, "loss": total / steps, **metrics})
-                log.info("%s: epoch %d loss %.3f %s (%.0fs)", description, epoch + 1, total / steps,
-                         {k: round(v, 1) for k, v in metrics.items()}, time.time() - t0)
-                save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                             "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                             "history": history, "config": config}, ckpt_path)
-            dist.barrier()
+                log.info("%s: epoch %d loss %.3f %s (%.0fs, %.1f clips/s)", description, epoch + 1, total / steps,
+                         {k: round(v, 1) for k, v in metrics.items()}, seconds, n_train / max(seconds, 1e-9))
+            checkpoint(epoch + 1, 0, None, 0.0)
+            if stop_after_steps is not None and done_steps >= stop_after_steps and epoch + 1 < cfg.epochs:
+                raise Interrupted(f"stopped after {done_steps} steps as asked; rerun to resume")
     return history
 
 
 @torch.no_grad()
-def predict(student: Student, arrays: SplitArrays, modalities, batch_size: int = 64):
-    """Logits of the student on every clip with only `modalities` present."""
+def predict(student: Student, arrays: SplitArrays, modalities, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Logits of each label head of the student on every clip with only `modalities` present."""
     student.eval()
     device = next(student.parameters()).device
-    verbs, nouns = [], []
+    parts: list[tuple[torch.Tensor, ...]] = []
     for start in range(0, len(arrays), batch_size):
         index = np.arange(start, min(start + batch_size, len(arrays)))
-        v, n = student(batch_inputs(arrays, index, modalities, device))
-        verbs.append(v.cpu().numpy())
-        nouns.append(n.cpu().numpy())
-    return np.concatenate(verbs), np.concatenate(nouns)
+        parts.append(student(batch_inputs(arrays, index, modalities, device)))
+    return {h: np.concatenate([p[i].cpu().numpy() for p in parts]) for i, h in enumerate(student.outputs)}
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, alpha: float, t: float) -> torch.Tensor:
@@ -157,7 +187,8 @@ def method_of(cfg: TrainConfig) -> str:
     return "baseline_dropout" if cfg.modality_dropout > 0 else "baseline"
 
 
-def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after: int | None = None) -> dict:
+def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after: int | None = None,
+                  stop_after_steps: int | None = None) -> dict:
     """Train a student: CE (baselines) or distillation from `cfg.teacher` (KARMMA_S)."""
     device = prepare(cfg, out)
     out = Path(out)
@@ -167,40 +198,42 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     spec = model_config(cfg.model).spec
     meta = open_dataset(cfg.data, "train", spec, cfg.format)
     cache = cache_dir(cfg, out)
-    train = dist.main_first(lambda: load_split(cfg.data, "train", spec, cfg.format, cache_dir=cache,
-                                               progress=progress, description="decoding training clips"))
-    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache,
+    batches, train = training_batches(cfg, "train", spec, cache, progress)
+    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, train.modalities, cache,
                                              progress=progress, description="decoding held-out clips"))
-    modalities = tuple(train.inputs)
-    student = create_student(cfg.model, len(meta.verb_classes), len(meta.noun_classes), modalities)
-    verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)
+    modalities = train.modalities
+    classes = dataset_classes(meta)
+    outputs = label_heads(classes)
+    student = create_student(cfg.model, outputs, modalities)
+    verb, noun, ids = split_labels(cfg.data, "train", spec, cfg.format)
+    labels = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, verb, noun).items()}
+    val_labels = head_labels(outputs, val.verb, val.noun)
 
     teacher = None
     if cfg.teacher is not None:
         from karmma_edge.train.teacher import load_teacher_with_tokens
 
         teacher, tokens = dist.main_first(lambda: load_teacher_with_tokens(
-            cfg.teacher, cfg.data, "train", cfg.format, train.ids, modalities, cache, progress))
+            cfg.teacher, cfg.data, "train", cfg.format, ids, modalities, cache, progress))
         teacher.to(device)
 
-    def loss_fn(model: nn.Module, index: np.ndarray, present: torch.Tensor | None) -> torch.Tensor:
-        v, n = model(batch_inputs(train, index, modalities, device), present)
+    def loss_fn(model: nn.Module, index: np.ndarray, inputs: dict, present: torch.Tensor | None) -> torch.Tensor:
+        logits = model(inputs, present)
         if teacher is None:
-            return F.cross_entropy(v, verb[index]) + F.cross_entropy(n, noun[index])
+            return sum(F.cross_entropy(z, labels[h][index]) for h, z in zip(outputs, logits))
         with torch.no_grad():      # the teacher sees the same dropped subset, on its cached tokens
-            tv, tn = teacher({m: torch.from_numpy(tokens[m][index]).to(device) for m in modalities}, present)
+            taught = teacher({m: torch.from_numpy(tokens[m][index]).to(device) for m in modalities}, present)
         a, t = cfg.kd_alpha, cfg.kd_temperature
-        return kd_loss(v, tv, verb[index], a, t) + kd_loss(n, tn, noun[index], a, t)
+        return sum(kd_loss(z, tz, labels[h][index], a, t) for h, z, tz in zip(outputs, logits, taught))
 
     method = method_of(cfg)
-    history = fit(student, len(train), len(modalities), cfg.modality_dropout, loss_fn,
-                  lambda model: top1(*predict(model, val, modalities), val.verb, val.noun),
-                  cfg, out, f"training {method}", device, progress, stop_after)
+    history = fit(student, batches, len(modalities), cfg.modality_dropout, loss_fn,
+                  lambda model: scores(predict(model, val, modalities), val_labels),
+                  cfg, out, f"training {method}", device, progress, stop_after, stop_after_steps)
     info = {
         "kind": "student", "method": method,
         "model": cfg.model, "model_config": config_dict(cfg.model), "modalities": list(modalities),
-        "classes": {"verb": meta.verb_classes, "noun": meta.noun_classes},
-        "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
+        "classes": classes, "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
         "config": cfg.model_dump(mode="json"), "history": history,
         "metrics": history[-1] if history else {},
     }

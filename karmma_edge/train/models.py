@@ -152,9 +152,10 @@ class Fusion(nn.Module):
     """
 
     def __init__(self, token_dims: dict[str, tuple[int, int]], dim: int, depth: int, heads: int,
-                 num_verbs: int, num_nouns: int):
+                 outputs: dict[str, int]):
         super().__init__()
         self.modalities = tuple(m for m in MODALITIES if m in token_dims)
+        self.outputs = tuple(outputs)
         self.embed = nn.ModuleDict({m: nn.Linear(d, dim) for m, (_, d) in token_dims.items()})
         self.modality_token = nn.ParameterDict(
             {m: nn.Parameter(torch.randn(1, 1, dim) * 0.02) for m in self.modalities})
@@ -165,8 +166,8 @@ class Fusion(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.layers = nn.Sequential(*[TransformerLayer(dim, heads) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
-        self.verb_head = nn.Linear(dim, num_verbs)
-        self.noun_head = nn.Linear(dim, num_nouns)
+        for name, classes in outputs.items():      # verb_head and noun_head, or action_head
+            setattr(self, f"{name}_head", nn.Linear(dim, classes))
 
     def tokens_for(self, m: str, features: torch.Tensor | None, batch: int,
                    present: torch.Tensor | None = None) -> torch.Tensor:
@@ -179,7 +180,8 @@ class Fusion(nn.Module):
             return real
         return torch.where(present.view(-1, 1, 1), real, learned)
 
-    def forward(self, tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Logits of each label head (`self.outputs` order): (verb, noun) or (action,)."""
         batch = tokens[0].shape[0]
         x = torch.cat([self.cls.expand(batch, -1, -1), *tokens], dim=1)
         x = self.norm(self.layers(x))
@@ -189,7 +191,7 @@ class Fusion(nn.Module):
             pooled.append(x[:, start: start + t.shape[1]].mean(dim=1))
             start += t.shape[1]
         z = torch.stack(pooled, dim=1)                        # [B, 1+M, dim]
-        return self.verb_head(z).mean(dim=1), self.noun_head(z).mean(dim=1)
+        return tuple(getattr(self, f"{name}_head")(z).mean(dim=1) for name in self.outputs)
 
 
 # ---------------------------------------------------------------------------------------- student
@@ -211,8 +213,7 @@ class Student(nn.Module):
     by its learned tokens. `present` ([B, M] bool, training only) drops modalities per sample.
     """
 
-    def __init__(self, cfg: StudentConfig, num_verbs: int, num_nouns: int,
-                 modalities: tuple[str, ...] = MODALITIES):
+    def __init__(self, cfg: StudentConfig, outputs: dict[str, int], modalities: tuple[str, ...] = MODALITIES):
         super().__init__()
         spec = cfg.spec
         self.spec = spec
@@ -228,7 +229,8 @@ class Student(nn.Module):
             extractors["audio"] = AudioExtractor(cfg.audio_widths, spec, leaky_slope=cfg.leaky_slope)
         self.extractors = nn.ModuleDict(extractors)
         token_dims = {m: (spec.frames if m != "audio" else e.tokens, e.dim) for m, e in extractors.items()}
-        self.fusion = Fusion(token_dims, cfg.fusion_dim, cfg.fusion_depth, cfg.fusion_heads, num_verbs, num_nouns)
+        self.fusion = Fusion(token_dims, cfg.fusion_dim, cfg.fusion_depth, cfg.fusion_heads, outputs)
+        self.outputs = self.fusion.outputs
 
     def forward(self, inputs: dict[str, torch.Tensor], present: torch.Tensor | None = None):
         batch = next(iter(inputs.values())).shape[0]
@@ -263,8 +265,9 @@ def model_config(name: str) -> StudentConfig:
     return MODELS[name]
 
 
-def create_student(name: str, num_verbs: int, num_nouns: int, modalities=MODALITIES) -> Student:
-    return Student(model_config(name), num_verbs, num_nouns, modalities)
+def create_student(name: str, outputs: dict[str, int], modalities=MODALITIES) -> Student:
+    """`outputs`: label head -> classes, from `metrics.label_heads` of the dataset's classes."""
+    return Student(model_config(name), outputs, modalities)
 
 
 def config_dict(name: str) -> dict:

@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from karmma_edge.data.arrays import load_split
-from karmma_edge.metrics import top1
+from karmma_edge.metrics import action_top1, dataset_classes, head_labels, label_heads
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import ExtractorsConfig
 from karmma_edge.train.extractors import UnimodalClassifiers, config_dict, extractor_config, extractor_file
-from karmma_edge.train.loop import batch_inputs, cache_dir, fit, prepare
+from karmma_edge.train.datasets import split_labels
+from karmma_edge.train.loop import batch_inputs, cache_dir, fit, prepare, training_batches
 from karmma_edge.train.runs import save_atomic, write_run_info
 
 
@@ -26,14 +27,14 @@ from karmma_edge.train.runs import save_atomic, write_run_info
 def unimodal_accuracy(model: UnimodalClassifiers, arrays, device, batch_size: int = 64) -> dict[str, float]:
     """Held-out action top-1 of each modality's own classifier."""
     model.eval()
-    logits = {m: ([], []) for m in model.modalities}
+    parts: dict[str, list] = {m: [] for m in model.modalities}
     for start in range(0, len(arrays), batch_size):
         index = np.arange(start, min(start + batch_size, len(arrays)))
-        for m, (v, n) in model(batch_inputs(arrays, index, model.modalities, device)).items():
-            logits[m][0].append(v.cpu().numpy())
-            logits[m][1].append(n.cpu().numpy())
-    return {f"{m}_action_top1": top1(np.concatenate(v), np.concatenate(n), arrays.verb, arrays.noun)["action_top1"]
-            for m, (v, n) in logits.items()}
+        for m, logits in model(batch_inputs(arrays, index, model.modalities, device)).items():
+            parts[m].append([z.cpu().numpy() for z in logits])
+    labels = head_labels(model.outputs, arrays.verb, arrays.noun)
+    return {f"{m}_action_top1": action_top1({h: np.concatenate([p[i] for p in ps]) for i, h in enumerate(model.outputs)},
+                                            labels) for m, ps in parts.items()}
 
 
 def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) -> dict:
@@ -45,23 +46,26 @@ def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) ->
     spec = ecfg.spec
     meta = open_dataset(cfg.data, cfg.split, spec, cfg.format)
     cache = cache_dir(cfg, out)
-    train = dist.main_first(lambda: load_split(cfg.data, cfg.split, spec, cfg.format, cache_dir=cache,
-                                               progress=progress, description=f"decoding {cfg.split} clips"))
-    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, cache_dir=cache,
+    batches, train = training_batches(cfg, cfg.split, spec, cache, progress)
+    modalities = train.modalities
+    val = dist.main_first(lambda: load_split(cfg.data, "validation", spec, cfg.format, modalities, cache,
                                              progress=progress, description="decoding held-out clips"))
-    modalities = tuple(train.inputs)
-    model = UnimodalClassifiers(ecfg, modalities, len(meta.verb_classes), len(meta.noun_classes))
-    verb, noun = torch.from_numpy(train.verb).to(device), torch.from_numpy(train.noun).to(device)
+    verb, noun, _ = split_labels(cfg.data, cfg.split, spec, cfg.format)
+    classes = dataset_classes(meta)
+    outputs = label_heads(classes)
+    model = UnimodalClassifiers(ecfg, modalities, outputs)
+    targets = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, verb, noun).items()}
 
-    def loss_fn(net: nn.Module, index: np.ndarray, present) -> torch.Tensor:
-        out_ = net(batch_inputs(train, index, modalities, device))
-        return sum(F.cross_entropy(v, verb[index]) + F.cross_entropy(n, noun[index]) for v, n in out_.values())
+    def loss_fn(net: nn.Module, index: np.ndarray, inputs: dict, present) -> torch.Tensor:
+        out_ = net(inputs)
+        return sum(sum(F.cross_entropy(z, targets[h][index]) for h, z in zip(outputs, logits))
+                   for logits in out_.values())
 
-    history = fit(model, len(train), len(modalities), 0.0, loss_fn,
+    history = fit(model, batches, len(modalities), 0.0, loss_fn,
                   lambda net: unimodal_accuracy(net, val, device), cfg, out, "pre-training extractors",
                   device, progress)
     info = {"kind": "extractors", "model": cfg.model, "model_config": config_dict(cfg.model),
-            "modalities": list(modalities), "classes": {"verb": meta.verb_classes, "noun": meta.noun_classes},
+            "modalities": list(modalities), "classes": classes,
             "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format,
                                                    "split": cfg.split},
             "config": cfg.model_dump(mode="json"), "history": history, "metrics": history[-1] if history else {}}

@@ -10,6 +10,7 @@ import torch
 
 from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
+from karmma_edge.metrics import label_heads
 from karmma_edge.train.models import Student, create_student
 
 RUN_FILE = "run.json"
@@ -50,8 +51,7 @@ def load_student(run_dir: Path) -> tuple[Student, dict]:
         raise KarmmaError(f"{ckpt_path} is missing; retrain the run or point --run at a finished run")
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        student = create_student(info["model"], len(info["classes"]["verb"]), len(info["classes"]["noun"]),
-                                 tuple(info["modalities"]))
+        student = create_student(info["model"], label_heads(info["classes"]), tuple(info["modalities"]))
         student.load_state_dict(ckpt["model"])
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
         raise KarmmaError(f"cannot load the checkpoint {ckpt_path} ({type(e).__name__}: {str(e)[:200]}); "

@@ -23,8 +23,11 @@ FORMAT_VERSION = 1
 
 
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True,
-               workers: int | None = None, force: bool = False, layout: str = "folders") -> Path:
+               workers: int | None = None, force: bool = False, layout: str = "folders",
+               fmt: str = "epic100") -> Path:
     """Render every split into a temporary directory beside `out`, then rename it to `out`.
+
+    `fmt` "ssv2" writes Something-Something v2's layout instead (one .webm and one label per clip).
 
     A failed or interrupted run leaves `out` untouched. `force` replaces an existing synthetic
     dataset (recognised by its KARMMA_synth.json), never any other directory.
@@ -32,6 +35,8 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
     p = get_preset(preset)
     if layout not in ("folders", "tar"):
         raise DataError(f"unknown layout {layout!r}; valid layouts: folders, tar")
+    if fmt not in ("epic100", "ssv2"):
+        raise DataError(f"unknown format {fmt!r}; valid formats: epic100, ssv2")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not (force and (out / MARKER).is_file()):
@@ -43,7 +48,15 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_all(tmp, p, seed, progress, workers, layout)
+        if fmt == "ssv2":
+            from karmma_edge.data.synth.ssv2 import write_ssv2
+
+            summary = write_ssv2(tmp, p, seed)
+            (tmp / MARKER).write_text(json.dumps({"generator": "karmma-edge data synth", "format": "ssv2",
+                                                  "format_version": FORMAT_VERSION, "preset": p.name,
+                                                  "seed": seed, **summary}, indent=2) + "\n")
+        else:
+            _write_all(tmp, p, seed, progress, workers, layout)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
