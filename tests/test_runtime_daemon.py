@@ -124,8 +124,10 @@ class EventReader(threading.Thread):
                     self.events.append(json.loads(line[6:]))
                 elif line.startswith(":"):
                     self.comments += 1
-        except (requests.RequestException, ValueError):
-            pass   # closed by the test or the daemon (possibly mid-line)
+        except (requests.RequestException, ValueError, AttributeError):
+            # Closed by the test or the daemon (possibly mid-line); urllib3 raises AttributeError
+            # when another thread closes the response under a read.
+            pass
 
 
 def raw_exchange(daemon: Daemon, data: bytes, read_timeout: float = 15.0) -> bytes:
