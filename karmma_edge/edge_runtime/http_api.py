@@ -176,23 +176,26 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 async def _read_body(request: Request, cfg: HttpConfig) -> bytes:
     """The request body, at most `max_body_bytes` (413 beyond), all within `read_timeout_s` (408)."""
+    # The answer closes the connection: the rest of the body is not read, not even to discard it.
+    too_large = HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {cfg.max_body_bytes} "
+                              "bytes", headers={"Connection": "close"})
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cfg.max_body_bytes:
-        raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {cfg.max_body_bytes} bytes")
+        raise too_large
 
     async def read() -> bytes:
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > cfg.max_body_bytes:
-                raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                    f"the body is larger than {cfg.max_body_bytes} bytes")
+                raise too_large
         return bytes(body)
 
     try:
         return await asyncio.wait_for(read(), cfg.read_timeout_s)
     except asyncio.TimeoutError:
-        raise HTTPException(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive in time") from None
+        raise HTTPException(HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive in time",
+                            headers={"Connection": "close"}) from None
 
 
 def _json_object(body: bytes) -> dict:
