@@ -27,7 +27,7 @@ class SourcesConfig(_Section):
     # A live source (camera, RTSP, microphone) that is down is retried, first after retry_min_s,
     # then twice as long each time up to retry_max_s.
     retry_min_s: float = Field(0.25, gt=0)
-    retry_max_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(0.5, gt=0)
     # Network cameras: how long opening the stream, and waiting for one frame, may take before the
     # attempt fails (a hung stream is then a stall, not a hung daemon).
     open_timeout_s: float = Field(5.0, gt=0)
@@ -68,7 +68,7 @@ class InferenceConfig(_Section):
 
 
 class SelectorConfig(_Section):
-    upgrade_hold_s: float = Field(1.0, ge=0)
+    upgrade_hold_s: float = Field(0.5, ge=0)
 
 
 class LivenessConfig(_Section):
