@@ -210,8 +210,8 @@ def gate_profile(fp32: Path, out: Path, calib: CalibrationSet, held_out: SplitAr
 
 def _reason(chosen: Trial, first: Trial, fp32_top1: float) -> str:
     j = chosen.judgement
-    said = (f"{chosen.label}: {chosen.action_top1:.1f} vs FP32 {fp32_top1:.1f} ({j.drop_clips:+d} clips of "
-            f"{j.clips} lost, {j.lost} lost / {j.gained} gained, p {j.p_value:.3f})")
+    said = (f"{chosen.label}: {chosen.action_top1:.1f} vs FP32 {fp32_top1:.1f} ({j.drop_clips} of {j.clips} "
+            f"clips fewer right: {j.lost} lost, {j.gained} gained, p {j.p_value:.3f})")
     if not j.passed:
         return (f"no setting within {j.tolerance_points:.1f} points (max(--max-drop, one clip)) of FP32 or "
                 f"within noise; best {said}")
