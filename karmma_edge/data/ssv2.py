@@ -9,12 +9,12 @@ cached, EPIC-encoded, in `<cache>/<id>.npz` (default `<root>/.karmma_flow/`).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from karmma_edge.atomic import atomic_file
 from karmma_edge.data.check import CheckReport
 from karmma_edge.data.flow import encode_flow, flow_engine
 from karmma_edge.data.frames import MissingData, resize
@@ -133,10 +133,8 @@ class SSv2Dataset:
         for k in range(len(gray) - 1):
             u, v = encode_flow(dis.calc(gray[k], gray[k + 1], None), FLOW_BOUND)
             uv[k, ..., 0], uv[k, ..., 1] = u, v
-        self.flow_cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, uv=uv)
-        os.replace(tmp, cache)        # atomic: parallel workers never see half a cache file
+        with atomic_file(cache, suffix=".npz") as tmp:   # parallel workers never see half a cache file
+            np.savez(tmp, uv=uv)
         return uv
 
     def load(self, i: int, train: bool = False, rng: np.random.Generator | None = None) -> Clip:

@@ -93,7 +93,7 @@ def compile_student(model: torch.nn.Module, example_inputs: tuple, precision: st
 def compile_run(run: Path, profiles: list[str] | None, precision: str, out: Path) -> list[str]:
     """Compile every profile of a trained run straight from torch (no ONNX) into `out/<profile>/`."""
     require_torch_tensorrt()                       # before loading anything
-    from karmma_edge.bundle import atomic_directory
+    from karmma_edge.atomic import atomic_directory
     from karmma_edge.profiles import all_profiles
     from karmma_edge.quantize.export import ProfileModel, example_inputs
     from karmma_edge.train.runs import load_student
