@@ -23,8 +23,8 @@ from typing import Any
 from karmma_edge.atomic import atomic_write
 from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import BackendUnavailable, BundleError, KarmmaError
+from karmma_edge.targets import PRECISIONS
 
-PRECISIONS = ("int8", "fp16", "fp32")
 SIDECAR_SUFFIX = ".key.json"
 CACHE_ENV = "KARMMA_EDGE_ENGINE_CACHE"
 MIN_TENSORRT = (10, 3)

@@ -8,7 +8,6 @@ the student sees. Either way a `TokenSource` carries the checksum that keys the 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
@@ -76,14 +76,6 @@ def extractor_file(run_dir: Path, modality: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------ token sources
-def file_checksum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class TokenSource:
     """A frozen extractor for one modality; `tokens(batch)` maps raw input to float32 [B, n, D]."""
 
@@ -122,7 +114,7 @@ class TorchTokenSource(TokenSource):
 
 class OnnxTokenSource(TokenSource):
     def __init__(self, modality: str, path: Path, spec: InputSpec | None = None):
-        super().__init__(modality, file_checksum(path), str(path), spec)
+        super().__init__(modality, sha256_file(path), str(path), spec)
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -160,7 +152,7 @@ def load_extractor_file(path: Path, modality: str, spec: InputSpec | None = None
     except Exception as e:  # each loader raises its own types for a file it cannot read
         raise KarmmaError(f"cannot load extractor {path} for {modality} ({type(e).__name__}: {str(e)[:200]}); "
                           "give a torch.export .pt2, a TorchScript file or an .onnx model") from None
-    return TorchTokenSource(modality, net, file_checksum(path), str(path), spec)
+    return TorchTokenSource(modality, net, sha256_file(path), str(path), spec)
 
 
 def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], InputSpec]:
@@ -180,7 +172,7 @@ def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], Inpu
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         for p in net.parameters():
             p.requires_grad_(False)
-        sources[m] = TorchTokenSource(m, net.eval(), file_checksum(path), str(path), cfg.spec)
+        sources[m] = TorchTokenSource(m, net.eval(), sha256_file(path), str(path), cfg.spec)
     return sources, cfg.spec
 
 

@@ -84,7 +84,8 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
     """The whole experiment into `out`; `data` is an existing dataset root instead of synthesizing one."""
     from karmma_edge.data import synthesize
     from karmma_edge.inputs import InputSpec
-    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig, validate
+    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
+    from karmma_edge.yaml_config import validate
     from karmma_edge.train.cost import student_cost, teacher_cost
     from karmma_edge.train.evaluate import evaluate_run
     from karmma_edge.train.loop import train_student
