@@ -8,8 +8,10 @@ the student sees. Either way a `TokenSource` carries the checksum that keys the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -19,30 +21,18 @@ from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
-from karmma_edge.train.models import MODELS, AudioExtractor, FrameExtractor
+from karmma_edge.train.models import AudioExtractor, FrameExtractor
+from karmma_edge.train.registry import EXTRACTORS as KIND
+from karmma_edge.train.registry import ExtractorConfig, list_models, model_config
 
 
 # ------------------------------------------------------------------------------- trained extractors
-@dataclass(frozen=True)
-class ExtractorConfig:
-    frame_widths: tuple[int, ...]
-    audio_widths: tuple[int, ...]
-    blocks: int                       # convolutions per stage after the strided one
-    spec: InputSpec = field(default_factory=InputSpec)
-
-
-# Each reads the clips of the student it teaches (same spec), at 4-6x the student's FLOPs.
-EXTRACTORS: dict[str, ExtractorConfig] = {
-    "teacher-xs": ExtractorConfig((16, 32, 64), (16, 32, 64), 2, MODELS["student-xs"].spec),
-    "teacher-m": ExtractorConfig((32, 64, 128), (32, 64, 128), 2, MODELS["student-m"].spec),
-    "teacher-s": ExtractorConfig((48, 96, 192), (48, 96, 192), 2, MODELS["student-s"].spec),
-}
+# The registered extractor variants, for code that reads them by name (the registry is train.registry).
+EXTRACTORS: Mapping[str, ExtractorConfig] = MappingProxyType({n: model_config(n) for n in list_models(KIND)})
 
 
 def extractor_config(name: str) -> ExtractorConfig:
-    if name not in EXTRACTORS:
-        raise KarmmaError(f"unknown extractor model {name!r}; registered: {', '.join(EXTRACTORS)}")
-    return EXTRACTORS[name]
+    return model_config(name, KIND)
 
 
 def build_extractor(cfg: ExtractorConfig, modality: str) -> nn.Module:
