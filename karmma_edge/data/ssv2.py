@@ -18,6 +18,7 @@ from karmma_edge.atomic import atomic_file
 from karmma_edge.data.check import CheckReport
 from karmma_edge.data.flow import encode_flow, flow_engine
 from karmma_edge.data.frames import MissingData, resize
+from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import clip_frames, flow_stacks
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
@@ -41,7 +42,10 @@ def template_key(template: str) -> str:
     return template.replace("[", "").replace("]", "")
 
 
-class SSv2Dataset:
+class SSv2Dataset(SegmentReader):
+    segment_noun = "video"
+    missing_fix = "restore the video or run `karmma-edge data check --format ssv2 --root {root}`"
+
     def __init__(self, root: Path, split: str, spec: InputSpec, flow_cache: Path | None = None) -> None:
         self.root = Path(root)
         if split not in SPLIT_FILES:
@@ -67,7 +71,7 @@ class SSv2Dataset:
             self.segments.append(Segment(id=sid, video_id=sid, participant_id="", start_frame=1, stop_frame=n,
                                          verb_class=int(labels[key]), noun_class=-1,
                                          extra={"label": entry.get("label", ""), "placeholders": entry.get("placeholders", [])}))
-        self._by_id = {s.id: i for i, s in enumerate(self.segments)}
+        self._index_segments()
         self._frames_cache: tuple[str, np.ndarray] | None = None
 
     def video_path(self, sid: str) -> Path:
@@ -84,18 +88,6 @@ class SSv2Dataset:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
         cap.release()
         return max(n, 1)
-
-    def __len__(self) -> int:
-        return len(self.segments)
-
-    def index_of(self, segment_id: str) -> int:
-        try:
-            return self._by_id[segment_id]
-        except KeyError:
-            raise DataError(f"{self.csv_path}: no video {segment_id!r} in split {self.split}") from None
-
-    def wanted(self) -> tuple[str, ...]:
-        return tuple(m for m in self.modalities if m in self.spec.modalities)
 
     def decode(self, sid: str) -> np.ndarray:
         """All frames of a video, RGB uint8 [N,H,W,3]."""
@@ -137,13 +129,8 @@ class SSv2Dataset:
             np.savez(tmp, uv=uv)
         return uv
 
-    def load(self, i: int, train: bool = False, rng: np.random.Generator | None = None) -> Clip:
-        seg = self.segments[i]
-        try:
-            frames = self.decode(seg.id)
-        except MissingData as exc:
-            raise DataError(f"{exc.path}: {exc.reason} (needed by segment {seg.id} of {self.csv_path.name}); "
-                            f"restore the video or run `karmma-edge data check --format ssv2 --root {self.root}`") from None
+    def _load(self, seg: Segment, train: bool, rng: np.random.Generator | None) -> Clip:
+        frames = self.decode(seg.id)
         n = frames.shape[0]
         spec, want = self.spec, self.wanted()
         rgb_frames = clip_frames(1, n, spec, train, rng)
