@@ -16,7 +16,7 @@ def draw_seed(seed: int, p_index: int, draw: int) -> int:
 
 
 def numpy_present(n: int, m: int, p: float, seed: int) -> np.ndarray:
-    """[n, m] bool by the drop rule of `train.loop.draw_present` (each modality dropped with
+    """[n, m] bool by the drop rule of `train.fit.draw_present` (each modality dropped with
     probability p, one drawn uniformly kept when none is left), from numpy's generator: the stand-in
     where torch is absent."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from karmma_edge.errors import KarmmaError
-from karmma_edge.train.registry import create, list_models, model_config
+from karmma_edge.train.registry import list_models, model_config
 
 
 def test_lists_each_kind_and_names_the_valid_ones_on_a_typo() -> None:
@@ -23,6 +23,8 @@ def test_lists_each_kind_and_names_the_valid_ones_on_a_typo() -> None:
 
 def test_every_listed_model_builds() -> None:
     torch = pytest.importorskip("torch", reason="building a network needs the `train` extra (torch)")
+    from karmma_edge.train.zoo import create
+
     for name in list_models("student"):
         assert isinstance(create(name, outputs={"verb": 3, "noun": 4}), torch.nn.Module)
     for name in list_models("extractors"):

@@ -64,7 +64,8 @@ from pathlib import Path
 
 from karmma_edge.train import datasets
 from karmma_edge.train.config import load_config
-from karmma_edge.train.loop import Interrupted, train_student
+from karmma_edge.train.fit import Interrupted
+from karmma_edge.train.loop import train_student
 
 config, data, out, stop = sys.argv[1:5]
 seen = []

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from karmma_edge.atomic import atomic_file
-from karmma_edge.data.check import CheckReport
 from karmma_edge.data.flow import encode_flow, flow_engine
 from karmma_edge.data.frames import MissingData, resize
 from karmma_edge.data.reader import SegmentReader
@@ -146,25 +145,3 @@ class SSv2Dataset(SegmentReader):
                                        for stack in stacks])
         return Clip(inputs=inputs, verb_class=seg.verb_class, noun_class=-1, rgb_frames=rgb_frames,
                     flow_frames=flow_frames, audio_range=(0, 0), segment_id=seg.id)
-
-
-def check_ssv2(root: Path, decode: bool = False) -> CheckReport:
-    report = CheckReport(root)
-    for split in SPLIT_FILES:
-        try:
-            ds = SSv2Dataset(root, split, InputSpec())
-        except DataError as exc:
-            report.add(str(root / SPLIT_FILES[split]), str(exc).split(": ", 1)[-1], "")
-            continue
-        report.splits.append(split)
-        report.segments += len(ds)
-        for seg in ds.segments:
-            path = ds.video_path(seg.id)
-            if not path.is_file():
-                report.add(str(path), "file not found", seg.id)
-            elif decode:
-                try:
-                    ds.decode(seg.id)
-                except MissingData as exc:
-                    report.add(exc.path, exc.reason, seg.id)
-    return report

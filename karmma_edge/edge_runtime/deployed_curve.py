@@ -35,7 +35,7 @@ def draws(n: int, modalities: tuple[str, ...], draws_per_p: int = DRAWS, seed: i
     if rng == "torch":
         import torch
 
-        from karmma_edge.train.loop import draw_present
+        from karmma_edge.train.fit import draw_present
 
         def present_of(p: float, s: int) -> np.ndarray:
             return draw_present(n, len(modalities), p, torch.Generator().manual_seed(s)).numpy()

@@ -20,7 +20,7 @@ import torch
 from karmma_edge.drop_curve import DRAWS, P_VALUES, draw_seed
 from karmma_edge.metrics import action_labels, action_names, action_ranks, action_top1, per_class_rows, scores
 from karmma_edge.profiles import all_profiles, parse_profile, profile_name
-from karmma_edge.train.loop import draw_present
+from karmma_edge.train.fit import draw_present
 
 # (clip index, present modalities) -> logits of each label head, in the model's `outputs` order
 Forward = Callable[[np.ndarray, tuple[str, ...]], tuple[torch.Tensor, ...]]
@@ -95,7 +95,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
         model = teacher
     elif info["kind"] == "student":
         from karmma_edge.data.arrays import load_split
-        from karmma_edge.train.loop import batch_inputs
+        from karmma_edge.train.fit import batch_inputs
         from karmma_edge.train.runs import load_student
 
         student, info = load_student(run_dir)

@@ -18,7 +18,7 @@ from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
 from karmma_edge.train.frontends import FrameNormalizer, LogMel
 from karmma_edge.train import registry
-from karmma_edge.train.registry import STUDENT, StudentConfig, create, list_models
+from karmma_edge.train.registry import STUDENT, StudentConfig, list_models
 
 
 # ----------------------------------------------------------------------------------------- blocks
@@ -244,7 +244,7 @@ def model_config(name: str) -> StudentConfig:
 
 def create_student(name: str, outputs: dict[str, int], modalities=MODALITIES) -> Student:
     """`outputs`: label head -> classes, from `metrics.label_heads` of the dataset's classes."""
-    return create(name, outputs=outputs, modalities=modalities)
+    return Student(model_config(name), outputs, modalities)
 
 
 def config_dict(name: str) -> dict:

@@ -1,8 +1,8 @@
 """The registry of buildable models, one entry per name a config's `model` may give (timm's
 `list_models` is the model): students (`train student`) and trained extractors (`train extractors`).
 
-Each entry is a frozen config beside the InputSpec it reads. No torch at import: the CLI lists the
-names in its help; `create` imports the networks when asked to build one.
+Each entry is a frozen config beside the InputSpec it reads. No torch here: the CLI lists the names
+in its help. `train.zoo.create(name)` builds one.
 """
 
 from __future__ import annotations
@@ -67,19 +67,6 @@ def model_config(name: str, kind: str | None = None) -> Any:
         what = "model" if kind in (None, STUDENT) else "extractor model"
         raise KarmmaError(f"unknown {what} {name!r}; registered: {', '.join(list_models(kind))}")
     return config
-
-
-def create(name: str, **kwargs):
-    """Build the registered model `name`: a student takes `outputs` (label head -> classes) and
-    optionally `modalities`; extractors take `modality`."""
-    config = model_config(name)
-    if isinstance(config, StudentConfig):
-        from karmma_edge.train.models import Student
-
-        return Student(config, **kwargs)
-    from karmma_edge.train.extractors import build_extractor
-
-    return build_extractor(config, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- students

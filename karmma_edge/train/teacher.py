@@ -23,7 +23,7 @@ from karmma_edge.train.config import TeacherConfig
 from karmma_edge.train.extractors import (TokenSource, load_extractor_file, load_source,
                                           load_trained_extractors)
 from karmma_edge.train.datasets import Batches
-from karmma_edge.train.loop import cache_dir, fit, prepare
+from karmma_edge.train.fit import cache_dir, fit, prepare
 from karmma_edge.train.models import Fusion, model_config
 from karmma_edge.train.runs import CHECKPOINT, read_run_info, write_run_info
 from karmma_edge.train.tokens import split_tokens
