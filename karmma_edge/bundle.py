@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
 from karmma_edge.errors import BundleError
+from karmma_edge.file_formats import read_json
 from karmma_edge.inputs import InputSpec
 
 SCHEMA_VERSION = 1
@@ -84,10 +84,7 @@ def load_manifest(root: Path) -> Manifest:
         raise BundleError(f"bundle {root} does not exist; build one with `karmma-edge build --run RUN --out {root}`")
     if not path.is_file():
         raise BundleError(f"{path} is missing: {root} is not a bundle; rebuild it with `karmma-edge build`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{path} is not valid JSON ({e}); rebuild the bundle with `karmma-edge build`") from None
+    data = read_json(path, "rebuild the bundle with `karmma-edge build`", BundleError)
     if data.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(
             f"{path} has schema version {data.get('schema_version')}, this karmma-edge reads {SCHEMA_VERSION}; "

@@ -138,7 +138,7 @@ def test_torchrun_two_processes_disjoint_halves_and_killed_run_resumes(tiny_data
 
 
 def test_demo_configs_match_the_reproduce_preset():
-    from karmma_edge.yaml_config import read_yaml
+    from karmma_edge.file_formats import read_yaml
     from karmma_edge.train.reproduce import PRESETS
 
     demo = PRESETS["demo"]

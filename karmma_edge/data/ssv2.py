@@ -8,7 +8,6 @@ cached, EPIC-encoded, in `<cache>/<id>.npz` (default `<root>/.karmma_flow/`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -21,6 +20,7 @@ from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import clip_frames, flow_stacks
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
+from karmma_edge.file_formats import read_json
 from karmma_edge.inputs import InputSpec
 
 SPLIT_FILES = {"train": "train.json", "validation": "validation.json"}
@@ -29,12 +29,8 @@ FLOW_BOUND = 20.0    # pixels; the EPIC-KITCHENS bound, for full-size SSv2 frame
 
 
 def _load_json(path: Path):
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; an SSv2 root needs labels.json, train.json and validation.json")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc}); restore the file from the SSv2 download") from None
+    return read_json(path, "restore the file from the SSv2 download", DataError,
+                     missing_fix="an SSv2 root needs labels.json, train.json and validation.json")
 
 
 def template_key(template: str) -> str:

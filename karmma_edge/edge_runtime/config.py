@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from karmma_edge.edge_runtime.content import ContentThresholds
 from karmma_edge.edge_runtime.liveness import LivenessThresholds
-from karmma_edge.yaml_config import load_yaml_model
+from karmma_edge.file_formats import load_yaml_model
 
 
 class _Section(BaseModel):

@@ -9,7 +9,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from karmma_edge.inputs import InputSpec
-from karmma_edge.yaml_config import load_yaml_model
+from karmma_edge.file_formats import load_yaml_model
 
 
 class Optim(BaseModel):

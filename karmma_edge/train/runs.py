@@ -9,6 +9,7 @@ import torch
 
 from karmma_edge.atomic import atomic_file, atomic_write
 from karmma_edge.errors import KarmmaError
+from karmma_edge.file_formats import read_json
 from karmma_edge.inputs import InputSpec
 from karmma_edge.metrics import label_heads
 from karmma_edge.train.models import Student, create_student
@@ -34,10 +35,7 @@ def read_run_info(run_dir: Path) -> dict:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise KarmmaError(f"{path} is missing: {run_dir} is not a finished training run")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KarmmaError(f"{path} is not valid JSON ({e}); retrain the run") from None
+    return read_json(path, "retrain the run", KarmmaError)
 
 
 def load_student(run_dir: Path) -> tuple[Student, dict]:

@@ -1,14 +1,16 @@
-"""Load a YAML file into a pydantic model; every error names the file and the field. No torch here."""
+"""Reading config and record files: YAML into a pydantic model, JSON; every error names the file (and
+the field). No torch here."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from karmma_edge.errors import ConfigError
+from karmma_edge.errors import ConfigError, KarmmaError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,3 +55,17 @@ def load_yaml_model(cls: type[M], path: Path | None, overrides: Mapping[str, Any
             node = node.setdefault(key, {})
         node[leaf] = value
     return validate(cls, raw, str(path) if path is not None else "command line")
+
+
+def read_json(path: Path, fix: str, error: type[KarmmaError] = ConfigError, missing_fix: str | None = None,
+              label: str = "") -> Any:
+    """The JSON value in `path`; an absent or malformed file raises `error` naming the file (after
+    `label`, e.g. the option that named it) and `fix` (`missing_fix` where the file is absent)."""
+    path = Path(path)
+    where = f"{label} {path}" if label else str(path)
+    if not path.is_file():
+        raise error(f"{where}: file not found; {missing_fix or fix}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{where}: not valid JSON ({e}); {fix}") from None
