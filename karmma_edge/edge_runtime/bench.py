@@ -37,7 +37,7 @@ ORT_FP16_REASON = ("not offered: ONNX Runtime runs the bundle's graphs as they a
 @dataclass
 class BenchOptions:
     profiles: str = "all"
-    backends: tuple[str, ...] = ("onnxruntime", "tensorrt")
+    backends: tuple[str, ...] = tuple(BACKENDS)
     precisions: tuple[str, ...] = PRECISIONS
     batches: tuple[int, ...] = (1, 4, 8)
     runs: int = MIN_RUNS
