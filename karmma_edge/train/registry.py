@@ -49,10 +49,6 @@ def register_model(name: str, config: ModelConfig) -> ModelConfig:
     return config
 
 
-def kind_of(name: str) -> str:
-    return _KIND_OF[type(model_config(name))]
-
-
 def list_models(kind: str | None = None) -> list[str]:
     """Registered names, sorted; `kind` ("student" or "extractors") narrows them."""
     if kind is not None and kind not in KINDS:
