@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from pydantic import BaseModel, Field, ValidationError
 
 from karmma_edge.errors import BundleError
+from karmma_edge.file_formats import read_json
 from karmma_edge.inputs import InputSpec
 
 SCHEMA_VERSION = 1
@@ -89,12 +84,7 @@ def load_manifest(root: Path) -> Manifest:
         raise BundleError(f"bundle {root} does not exist; build one with `karmma-edge build --run RUN --out {root}`")
     if not path.is_file():
         raise BundleError(f"{path} is missing: {root} is not a bundle; rebuild it with `karmma-edge build`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{path} is not valid JSON ({e}); rebuild the bundle with `karmma-edge build`") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path} cannot be read ({e}); rebuild the bundle with `karmma-edge build`") from None
+    data = read_json(path, "rebuild the bundle with `karmma-edge build`", BundleError)
     if not isinstance(data, dict):
         raise BundleError(f"{path} holds a JSON {type(data).__name__}, not a manifest object; rebuild the bundle "
                           "with `karmma-edge build`")
@@ -138,33 +128,3 @@ class Bundle:
                 "corrupted; rebuild the bundle with `karmma-edge build`"
             )
         return path
-
-
-@contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `final`; on success it replaces `final` in one rename.
-
-    A failed or killed build leaves the previous `final` untouched and, at worst, a hidden
-    `.<name>.tmp-*` directory that the next build removes.
-    """
-    final = Path(final).absolute()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # A kill between the two renames below leaves only the old copy: put it back before cleaning up.
-    previous = sorted(final.parent.glob(f".{final.name}.tmp-old-*"))
-    if previous and not final.exists():
-        os.rename(previous[0], final)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-        if final.exists():
-            old = final.parent / f".{final.name}.tmp-old-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

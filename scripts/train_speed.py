@@ -60,7 +60,7 @@ def input_path(cfg, args) -> dict:
     import numpy as np
     import torch
 
-    from karmma_edge.train.loop import training_batches
+    from karmma_edge.train.fit import training_batches
     from karmma_edge.train.models import model_config
 
     batches, dataset = training_batches(cfg, "train", model_config(cfg.model).spec, cfg.cache_dir, progress=False)

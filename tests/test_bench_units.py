@@ -7,7 +7,8 @@ from importlib.util import find_spec
 import numpy as np
 import pytest
 
-from karmma_edge.edge_runtime.deployed_curve import DRAWS, P_VALUES, _numpy_present, deployed_curve
+from karmma_edge.drop_curve import numpy_present as _numpy_present
+from karmma_edge.edge_runtime.deployed_curve import DRAWS, P_VALUES, deployed_curve
 from karmma_edge.edge_runtime.machine import describe_machine, parse_l4t_release
 from karmma_edge.edge_runtime.resource_monitor import ResourceMonitor, parse_tegrastats
 

@@ -64,7 +64,8 @@ from pathlib import Path
 
 from karmma_edge.train import datasets
 from karmma_edge.train.config import load_config
-from karmma_edge.train.loop import Interrupted, train_student
+from karmma_edge.train.fit import Interrupted
+from karmma_edge.train.loop import train_student
 
 config, data, out, stop = sys.argv[1:5]
 seen = []
@@ -137,7 +138,7 @@ def test_torchrun_two_processes_disjoint_halves_and_killed_run_resumes(tiny_data
 
 
 def test_demo_configs_match_the_reproduce_preset():
-    from karmma_edge.train.config import read_yaml
+    from karmma_edge.file_formats import read_yaml
     from karmma_edge.train.reproduce import PRESETS
 
     demo = PRESETS["demo"]

@@ -48,7 +48,8 @@ def test_absent_modality_equals_branch_removed_with_constant_tokens(tiny_run, ab
 
 def test_resumed_run_matches_uninterrupted(tiny_dataset, tmp_path):
     from karmma_edge.train.config import load_config
-    from karmma_edge.train.loop import Interrupted, train_student
+    from karmma_edge.train.fit import Interrupted
+    from karmma_edge.train.loop import train_student
 
     cfg = load_config(CONFIGS / "student-tiny.yaml", data=tiny_dataset)
     cfg.epochs, cfg.threads, cfg.cache_dir = 3, 1, tmp_path / "cache"

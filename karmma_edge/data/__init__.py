@@ -9,19 +9,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from karmma_edge.data.types import Clip, Segment
+from karmma_edge.data.types import Clip, Dataset, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
-
-if TYPE_CHECKING:
-    from karmma_edge.data.epic100 import Epic100Dataset
 
 FORMATS: tuple[str, ...] = ("epic100", "ssv2")
 
 
-def open_dataset(root: Path, split: str, spec: InputSpec, fmt: str = "epic100") -> "Epic100Dataset":
+def open_dataset(root: Path, split: str, spec: InputSpec, fmt: str = "epic100") -> Dataset:
     """A split of a dataset on disk; `fmt` is "epic100" (also the synthetic data) or "ssv2"."""
     if fmt == "epic100":
         from karmma_edge.data.epic100 import Epic100Dataset
@@ -38,4 +34,4 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
     return _synthesize(Path(out), preset=preset, seed=seed, progress=progress, fmt=fmt)
 
 
-__all__ = ["Clip", "Segment", "open_dataset", "synthesize", "FORMATS"]
+__all__ = ["Clip", "Dataset", "Segment", "open_dataset", "synthesize", "FORMATS"]

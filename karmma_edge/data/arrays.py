@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from karmma_edge.atomic import atomic_directory
 from karmma_edge.inputs import InputSpec
 
 
@@ -69,27 +68,27 @@ def load_split(root: Path, split: str, spec: InputSpec, fmt: str = "epic100",
         folder = Path(cache_dir) / f"{split}-{_cache_key(root, split, fmt, spec, mods)}"
         if (folder / "done").is_file():
             return SplitArrays({m: np.load(folder / f"{m}.npy", mmap_mode="r") for m in mods}, verb, noun, ids, degraded)
-    if folder is not None:
-        tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    if folder is None:
+        inputs = {m: np.empty((n, *spec.input_shape(m)), dtype=spec.input_dtype(m)) for m in mods}
+        _decode_into(inputs, ds, mods, progress, description or f"decoding {split} clips")
+        return SplitArrays(inputs, verb, noun, ids, degraded)
+    # A reader sees the whole cache or none; several processes may fill it at once, so none of
+    # them removes the others' unfinished copies.
+    with atomic_directory(folder, clean_stale=False) as tmp:
         inputs = {m: np.lib.format.open_memmap(tmp / f"{m}.npy", mode="w+", dtype=spec.input_dtype(m),
                                                shape=(n, *spec.input_shape(m))) for m in mods}
-    else:
-        inputs = {m: np.empty((n, *spec.input_shape(m)), dtype=spec.input_dtype(m)) for m in mods}
+        _decode_into(inputs, ds, mods, progress, description or f"decoding {split} clips")
+        for a in inputs.values():
+            a.flush()
+        del inputs
+        (tmp / "done").touch()
+    return SplitArrays({m: np.load(folder / f"{m}.npy", mmap_mode="r") for m in mods}, verb, noun, ids, degraded)
+
+
+def _decode_into(inputs: dict[str, np.ndarray], ds, mods, progress: bool, description: str) -> None:
     from rich.progress import track
 
-    for i in track(range(n), description=description or f"decoding {split} clips", disable=not progress,
-                   transient=True):
+    for i in track(range(len(ds)), description=description, disable=not progress, transient=True):
         clip = ds.load(i, train=False)
         for m in mods:
             inputs[m][i] = clip.inputs[m]
-    if folder is None:
-        return SplitArrays(inputs, verb, noun, ids, degraded)
-    for a in inputs.values():
-        a.flush()
-    del inputs
-    (tmp / "done").touch()
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)          # atomic: a reader sees the whole cache or none
-    return SplitArrays({m: np.load(folder / f"{m}.npy", mmap_mode="r") for m in mods}, verb, noun, ids, degraded)

@@ -43,7 +43,6 @@ class CheckReport:
 def check_dataset(root: Path, fmt: str = "epic100", decode: bool = False, progress: bool = False) -> CheckReport:
     """Walk every segment of every split and test each file it may read (any training-mode frame)."""
     if fmt == "ssv2":
-        from karmma_edge.data.ssv2 import check_ssv2
         return check_ssv2(Path(root), decode=decode)
     if fmt != "epic100":
         raise DataError(f"unknown dataset format {fmt!r}; valid formats: epic100, ssv2")
@@ -72,6 +71,31 @@ def check_dataset(root: Path, fmt: str = "epic100", decode: bool = False, progre
                 bar[0].advance(bar[1])
     if bar:
         bar[0].stop()
+    return report
+
+
+def check_ssv2(root: Path, decode: bool = False) -> CheckReport:
+    """Every video a split names is there (and, with `decode`, decodes)."""
+    from karmma_edge.data.ssv2 import SPLIT_FILES, SSv2Dataset
+
+    report = CheckReport(root)
+    for split in SPLIT_FILES:
+        try:
+            ds = SSv2Dataset(root, split, InputSpec())
+        except DataError as exc:
+            report.add(str(root / SPLIT_FILES[split]), str(exc).split(": ", 1)[-1], "")
+            continue
+        report.splits.append(split)
+        report.segments += len(ds)
+        for seg in ds.segments:
+            path = ds.video_path(seg.id)
+            if not path.is_file():
+                report.add(str(path), "file not found", seg.id)
+            elif decode:
+                try:
+                    ds.decode(seg.id)
+                except MissingData as exc:
+                    report.add(exc.path, exc.reason, seg.id)
     return report
 
 

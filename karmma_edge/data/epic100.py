@@ -9,6 +9,7 @@ import numpy as np
 from karmma_edge.data import epic_csv as ann
 from karmma_edge.data.audio import AudioStore
 from karmma_edge.data.frames import FrameStore, MissingData, resize
+from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import audio_window, clip_frames, flow_frames_for, flow_stacks
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
@@ -16,8 +17,10 @@ from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
 
 
-class Epic100Dataset:
+class Epic100Dataset(SegmentReader):
     """Indexable segments of one split; `load` returns the arrays a model gets for a segment."""
+
+    unknown_id_fix = "; check the narration_id"
 
     def __init__(self, root: Path, split: str, spec: InputSpec, audio_rate: int | None = None) -> None:
         self.root = Path(root)
@@ -33,7 +36,7 @@ class Epic100Dataset:
         self.verb_classes: list[str] = ann.read_classes(self.root / ann.VERB_CLASSES)
         self.noun_classes: list[str] = ann.read_classes(self.root / ann.NOUN_CLASSES)
         self.fps: dict[str, float] = ann.read_video_fps(self.root / ann.VIDEO_INFO)
-        self._by_id = {s.id: i for i, s in enumerate(self.segments)}
+        self._index_segments()
         self.frames = FrameStore(self.root)
         self.audio = AudioStore(self.root, audio_rate)
         self.modalities: tuple[str, ...] = self._held_modalities()
@@ -47,29 +50,6 @@ class Epic100Dataset:
         if self.audio.available():
             held.add("audio")
         return tuple(m for m in MODALITIES if m in held)
-
-    def __len__(self) -> int:
-        return len(self.segments)
-
-    def index_of(self, segment_id: str) -> int:
-        try:
-            return self._by_id[segment_id]
-        except KeyError:
-            raise DataError(f"{self.csv_path}: no segment {segment_id!r} in split {self.split}; "
-                            "check the narration_id") from None
-
-    def wanted(self) -> tuple[str, ...]:
-        """Modalities `load` returns: those the dataset holds and the spec asks for."""
-        return tuple(m for m in self.modalities if m in self.spec.modalities)
-
-    def load(self, i: int, train: bool = False, rng: np.random.Generator | None = None) -> Clip:
-        seg = self.segments[i]
-        try:
-            return self._load(seg, train, rng)
-        except MissingData as exc:
-            raise DataError(f"{exc.path}: {exc.reason} (needed by segment {seg.id} of {self.csv_path.name}); "
-                            f"restore the file or run `karmma-edge data check --root {self.root}` "
-                            "to list every problem") from None
 
     def _load(self, seg: Segment, train: bool, rng: np.random.Generator | None) -> Clip:
         spec = self.spec

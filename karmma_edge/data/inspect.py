@@ -25,8 +25,9 @@ def find_segment(root: Path, segment_id: str, spec: InputSpec, fmt: str):
             continue
         ds = open_dataset(root, split, spec, fmt)
         searched.append(name)
-        if segment_id in ds._by_id:
-            return ds, ds._by_id[segment_id]
+        i = ds.find(segment_id)
+        if i is not None:
+            return ds, i
     if not searched:
         raise DataError(f"{root}: no split file ({', '.join(files.values())}) found; is --root a {fmt} dataset?")
     raise DataError(f"segment {segment_id!r} is in none of {', '.join(searched)} under {root}; check --id")

@@ -8,19 +8,19 @@ cached, EPIC-encoded, in `<cache>/<id>.npz` (default `<root>/.karmma_flow/`).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from karmma_edge.data.check import CheckReport
+from karmma_edge.atomic import atomic_file
 from karmma_edge.data.flow import encode_flow, flow_engine
 from karmma_edge.data.frames import MissingData, resize
+from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import clip_frames, flow_stacks
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
+from karmma_edge.file_formats import read_json
 from karmma_edge.inputs import InputSpec
 
 SPLIT_FILES = {"train": "train.json", "validation": "validation.json"}
@@ -29,19 +29,18 @@ FLOW_BOUND = 20.0    # pixels; the EPIC-KITCHENS bound, for full-size SSv2 frame
 
 
 def _load_json(path: Path):
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; an SSv2 root needs labels.json, train.json and validation.json")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc}); restore the file from the SSv2 download") from None
+    return read_json(path, "restore the file from the SSv2 download", DataError,
+                     missing_fix="an SSv2 root needs labels.json, train.json and validation.json")
 
 
 def template_key(template: str) -> str:
     return template.replace("[", "").replace("]", "")
 
 
-class SSv2Dataset:
+class SSv2Dataset(SegmentReader):
+    segment_noun = "video"
+    missing_fix = "restore the video or run `karmma-edge data check --format ssv2 --root {root}`"
+
     def __init__(self, root: Path, split: str, spec: InputSpec, flow_cache: Path | None = None) -> None:
         self.root = Path(root)
         if split not in SPLIT_FILES:
@@ -67,7 +66,7 @@ class SSv2Dataset:
             self.segments.append(Segment(id=sid, video_id=sid, participant_id="", start_frame=1, stop_frame=n,
                                          verb_class=int(labels[key]), noun_class=-1,
                                          extra={"label": entry.get("label", ""), "placeholders": entry.get("placeholders", [])}))
-        self._by_id = {s.id: i for i, s in enumerate(self.segments)}
+        self._index_segments()
         self._frames_cache: tuple[str, np.ndarray] | None = None
 
     def video_path(self, sid: str) -> Path:
@@ -84,18 +83,6 @@ class SSv2Dataset:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
         cap.release()
         return max(n, 1)
-
-    def __len__(self) -> int:
-        return len(self.segments)
-
-    def index_of(self, segment_id: str) -> int:
-        try:
-            return self._by_id[segment_id]
-        except KeyError:
-            raise DataError(f"{self.csv_path}: no video {segment_id!r} in split {self.split}") from None
-
-    def wanted(self) -> tuple[str, ...]:
-        return tuple(m for m in self.modalities if m in self.spec.modalities)
 
     def decode(self, sid: str) -> np.ndarray:
         """All frames of a video, RGB uint8 [N,H,W,3]."""
@@ -133,19 +120,12 @@ class SSv2Dataset:
         for k in range(len(gray) - 1):
             u, v = encode_flow(dis.calc(gray[k], gray[k + 1], None), FLOW_BOUND)
             uv[k, ..., 0], uv[k, ..., 1] = u, v
-        self.flow_cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, uv=uv)
-        os.replace(tmp, cache)        # atomic: parallel workers never see half a cache file
+        with atomic_file(cache, suffix=".npz") as tmp:   # parallel workers never see half a cache file
+            np.savez(tmp, uv=uv)
         return uv
 
-    def load(self, i: int, train: bool = False, rng: np.random.Generator | None = None) -> Clip:
-        seg = self.segments[i]
-        try:
-            frames = self.decode(seg.id)
-        except MissingData as exc:
-            raise DataError(f"{exc.path}: {exc.reason} (needed by segment {seg.id} of {self.csv_path.name}); "
-                            f"restore the video or run `karmma-edge data check --format ssv2 --root {self.root}`") from None
+    def _load(self, seg: Segment, train: bool, rng: np.random.Generator | None) -> Clip:
+        frames = self.decode(seg.id)
         n = frames.shape[0]
         spec, want = self.spec, self.wanted()
         rgb_frames = clip_frames(1, n, spec, train, rng)
@@ -161,25 +141,3 @@ class SSv2Dataset:
                                        for stack in stacks])
         return Clip(inputs=inputs, verb_class=seg.verb_class, noun_class=-1, rgb_frames=rgb_frames,
                     flow_frames=flow_frames, audio_range=(0, 0), segment_id=seg.id)
-
-
-def check_ssv2(root: Path, decode: bool = False) -> CheckReport:
-    report = CheckReport(root)
-    for split in SPLIT_FILES:
-        try:
-            ds = SSv2Dataset(root, split, InputSpec())
-        except DataError as exc:
-            report.add(str(root / SPLIT_FILES[split]), str(exc).split(": ", 1)[-1], "")
-            continue
-        report.splits.append(split)
-        report.segments += len(ds)
-        for seg in ds.segments:
-            path = ds.video_path(seg.id)
-            if not path.is_file():
-                report.add(str(path), "file not found", seg.id)
-            elif decode:
-                try:
-                    ds.decode(seg.id)
-                except MissingData as exc:
-                    report.add(exc.path, exc.reason, seg.id)
-    return report

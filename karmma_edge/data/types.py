@@ -1,10 +1,15 @@
-"""Plain records the readers hand out: one annotated segment, one loaded clip (no torch)."""
+"""Plain records the readers hand out (one annotated segment, one loaded clip) and the `Dataset`
+protocol every reader satisfies (no torch)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from karmma_edge.inputs import InputSpec
 
 
 @dataclass(frozen=True)
@@ -38,3 +43,31 @@ class Clip:
     flow_frames: np.ndarray         # int64 [T], flow frame numbers as in the file names
     audio_range: tuple[int, int]    # (first, last+1) sample index of the window, in the file's own rate
     segment_id: str = ""
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """One split of a dataset on disk, as every reader (EPIC-100, SSv2) offers it."""
+
+    root: Path
+    split: str
+    spec: InputSpec
+    csv_path: Path                  # the split's annotation file, named in messages
+    segments: list[Segment]
+    verb_classes: list[str]
+    noun_classes: list[str]         # empty for a single-label dataset (SSv2)
+    modalities: tuple[str, ...]     # those the dataset holds
+
+    def __len__(self) -> int: ...
+
+    def find(self, segment_id: str) -> int | None:
+        """The index of a segment id, or None where this split has no such segment."""
+
+    def index_of(self, segment_id: str) -> int:
+        """The index of a segment id; a `DataError` naming the split where it has none."""
+
+    def wanted(self) -> tuple[str, ...]:
+        """Modalities `load` returns: those the dataset holds and the spec asks for."""
+
+    def load(self, i: int, train: bool = False, rng: np.random.Generator | None = None) -> Clip:
+        """The clip of segment `i`; a `DataError` naming the missing file and the fix."""

@@ -26,8 +26,8 @@ from karmma_edge.edge_runtime.cpu_features import int8_support
 from karmma_edge.edge_runtime.resource_monitor import ResourceMonitor
 from karmma_edge.errors import KarmmaError
 from karmma_edge.profiles import all_profiles, expand_profiles
+from karmma_edge.targets import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 MIN_RUNS = 100
 TORCH = "torch-eager"
 ORT_FP16_REASON = ("not offered: ONNX Runtime runs the bundle's graphs as they are and a bundle holds FP32 "
@@ -37,7 +37,7 @@ ORT_FP16_REASON = ("not offered: ONNX Runtime runs the bundle's graphs as they a
 @dataclass
 class BenchOptions:
     profiles: str = "all"
-    backends: tuple[str, ...] = ("onnxruntime", "tensorrt")
+    backends: tuple[str, ...] = tuple(BACKENDS)
     precisions: tuple[str, ...] = PRECISIONS
     batches: tuple[int, ...] = (1, 4, 8)
     runs: int = MIN_RUNS

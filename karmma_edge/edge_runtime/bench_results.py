@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from karmma_edge.errors import KarmmaError
+from karmma_edge.file_formats import read_json
 
 SCHEMA = "karmma-edge-bench/1"
 # The backend of accuracy rows measured on the INT8 graph's own Q/DQ semantics (what the manifest records
@@ -184,12 +185,7 @@ class BenchResults:
 def load_results(path: Path, option: str = "--compare") -> BenchResults:
     """A results.json written by `bench`; a user error names the option and the file."""
     path = Path(path)
-    if not path.is_file():
-        raise KarmmaError(f"{option} {path} does not exist; point it at the results.json of an earlier `karmma-edge bench`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KarmmaError(f"{option} {path} is not valid JSON ({e}); point it at a results.json from `karmma-edge bench`") from None
+    data = read_json(path, "point it at the results.json of an earlier `karmma-edge bench`", KarmmaError, label=option)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise KarmmaError(f"{option} {path} is not a {SCHEMA} file (schema {data.get('schema') if isinstance(data, dict) else None!r}); "
                           "rerun `karmma-edge bench` with this version to make one")

@@ -7,12 +7,12 @@ import ipaddress
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from karmma_edge.edge_runtime.content import ContentThresholds
 from karmma_edge.edge_runtime.liveness import LivenessThresholds
 from karmma_edge.errors import ConfigError
+from karmma_edge.file_formats import load_yaml_model
 
 
 class _Section(BaseModel):
@@ -120,39 +120,12 @@ class ServeConfig(_Section):
     flow: FlowConfig = FlowConfig()
 
 
-def _describe(e: ValidationError, where: str) -> str:
-    lines = [f"{where}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in e.errors()]
-    return "invalid serve config\n  " + "\n  ".join(lines)
-
-
 def load_serve_config(path: Path | None, overrides: dict | None = None) -> ServeConfig:
     """The config file (if any) with `overrides` ({"section.key": value}, None = not given) on top."""
-    data: dict = {}
-    where = "command line"
-    if path is not None:
-        where = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"--config {path} does not exist") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must be a YAML mapping of settings, found {type(data).__name__}")
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    try:
-        cfg = ServeConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_describe(e, where)) from None
+    cfg = load_yaml_model(ServeConfig, path, overrides)
     http = cfg.http
     if not http.token and not http.allow_unauthenticated_remote and not is_loopback(http.host):
+        where = str(path) if path is not None else "command line"
         raise ConfigError(f"{where}: http.host {http.host!r} opens the API to the network without a token: set "
                           f"http.token (at least {MIN_TOKEN_CHARS} characters) in the serve config, or pass "
                           "--allow-unauthenticated-remote if the network is trusted")

@@ -19,28 +19,13 @@ from importlib.util import find_spec
 
 import numpy as np
 
+from karmma_edge.drop_curve import DRAWS, P_VALUES, draw_seed, numpy_present
 from karmma_edge.edge_runtime.bench_results import Curve
 from karmma_edge.edge_runtime.selector import ProfileSelector
 from karmma_edge.profiles import profile_name
 
-P_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))   # = train.evaluate.P_VALUES
-DRAWS = 20                                                                  # = train.evaluate.DRAWS
-
 # profile -> (verb logits [N, V], noun logits [N, N])
 Logits = dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def draw_seed(seed: int, p_index: int, draw: int) -> int:
-    """The seed `karmma-edge eval` gives draw `draw` at the `p_index`-th p."""
-    return seed * 1_000_003 + p_index * 1000 + draw
-
-
-def _numpy_present(n: int, m: int, p: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    present = rng.random((n, m)) >= p
-    none = ~present.any(axis=1)
-    present[np.flatnonzero(none), rng.integers(0, m, int(none.sum()))] = True
-    return present
 
 
 def draws(n: int, modalities: tuple[str, ...], draws_per_p: int = DRAWS, seed: int = 0
@@ -50,13 +35,13 @@ def draws(n: int, modalities: tuple[str, ...], draws_per_p: int = DRAWS, seed: i
     if rng == "torch":
         import torch
 
-        from karmma_edge.train.loop import draw_present
+        from karmma_edge.train.fit import draw_present
 
         def present_of(p: float, s: int) -> np.ndarray:
             return draw_present(n, len(modalities), p, torch.Generator().manual_seed(s)).numpy()
     else:
         def present_of(p: float, s: int) -> np.ndarray:
-            return _numpy_present(n, len(modalities), p, s)
+            return numpy_present(n, len(modalities), p, s)
 
     def gen():
         for i, p in enumerate(P_VALUES):

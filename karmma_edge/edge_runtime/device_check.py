@@ -132,7 +132,8 @@ def run_device_check(bundle_dir: Path, data: Path | None, out: Path, precision: 
                      cache_dir: Path | None = None, max_batch: int | None = None,
                      progress=lambda text: None) -> dict[str, Any]:
     """Everything the first device run should prove, in `out/report.json` and `out/report.md`."""
-    from karmma_edge.bundle import Bundle, atomic_directory
+    from karmma_edge.atomic import atomic_directory
+    from karmma_edge.bundle import Bundle
     from karmma_edge.data.arrays import load_split
     from karmma_edge.edge_runtime.backends import create_engine
     from karmma_edge.edge_runtime.backends.tensorrt import TensorRTEngine

@@ -15,16 +15,16 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from karmma_edge.atomic import atomic_write
 from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import BackendUnavailable, BundleError, KarmmaError
+from karmma_edge.targets import PRECISIONS
 
-PRECISIONS = ("int8", "fp16", "fp32")
 SIDECAR_SUFFIX = ".key.json"
 CACHE_ENV = "KARMMA_EDGE_ENGINE_CACHE"
 MIN_TENSORRT = (10, 3)
@@ -212,22 +212,6 @@ def timing_cache_path(cache_dir: Path, key: EngineKey) -> Path:
 
 def sidecar_record(plan: Path, key: EngineKey, **extra: Any) -> dict[str, Any]:
     return {"key": key.to_dict(), "plan_sha256": sha256_file(plan), **extra}
-
-
-def atomic_write(path: Path, data: bytes | memoryview) -> None:
-    """Write beside `path` then rename over it, so a killed build never leaves a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def store_plan(plan_path: Path, plan: bytes | memoryview, key: EngineKey, **extra: Any) -> Path:

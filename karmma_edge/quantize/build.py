@@ -8,8 +8,9 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from karmma_edge.atomic import atomic_directory
 from karmma_edge.bundle import (Accuracy, Artifact, Calibration, InputEntry, Manifest, ProfileEntry,
-                                atomic_directory, sha256_file, write_manifest)
+                                sha256_file, write_manifest)
 from karmma_edge.errors import KarmmaError
 from karmma_edge.profiles import expand_profiles
 

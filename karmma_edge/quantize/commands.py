@@ -8,9 +8,8 @@ from typing import Optional
 import typer
 
 from karmma_edge.errors import KarmmaError
+from karmma_edge.targets import BACKENDS, PRECISIONS
 
-BACKENDS = ("onnxruntime", "tensorrt", "torch-tensorrt")
-PRECISIONS = ("int8", "fp16", "fp32")
 
 
 def build(

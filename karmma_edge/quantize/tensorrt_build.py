@@ -19,13 +19,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
+from karmma_edge.atomic import atomic_write
 from karmma_edge.bundle import Bundle, Manifest
+from karmma_edge.targets import PRECISIONS
 from karmma_edge.edge_runtime.engine_cache import (
     DEFAULT_MAX_BATCH,
     DEFAULT_WORKSPACE_MB,
-    PRECISIONS,
     EngineKey,
-    atomic_write,
     current_device_key,
     engine_cache_dir,
     engine_path_for,

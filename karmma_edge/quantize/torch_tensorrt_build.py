@@ -16,8 +16,10 @@ from typing import Any
 import torch
 
 from karmma_edge.errors import BackendUnavailable, KarmmaError
+from karmma_edge.targets import PRECISIONS
 
-PRECISIONS = ("fp16", "fp32")
+# No int8: torch-tensorrt would need its own calibration; INT8 goes through the Q/DQ ONNX graph.
+TORCH_TENSORRT_PRECISIONS = tuple(p for p in PRECISIONS if p != "int8")
 
 
 def require_torch_tensorrt() -> ModuleType:
@@ -70,8 +72,8 @@ def compile_student(model: torch.nn.Module, example_inputs: tuple, precision: st
             "torch-tensorrt builds INT8 only from a ModelOpt-quantized model; for INT8 use "
             "`--backend tensorrt`, which builds from the bundle's calibrated Q/DQ ONNX"
         )
-    if precision not in PRECISIONS:
-        raise KarmmaError(f"unknown precision {precision!r}; torch-tensorrt builds: {', '.join(PRECISIONS)}")
+    if precision not in TORCH_TENSORRT_PRECISIONS:
+        raise KarmmaError(f"unknown precision {precision!r}; torch-tensorrt builds: {', '.join(TORCH_TENSORRT_PRECISIONS)}")
     torch_tensorrt = require_torch_tensorrt()
     model = model.eval().cuda()
     inputs = tuple(t.cuda() for t in example_inputs)
@@ -93,7 +95,7 @@ def compile_student(model: torch.nn.Module, example_inputs: tuple, precision: st
 def compile_run(run: Path, profiles: list[str] | None, precision: str, out: Path) -> list[str]:
     """Compile every profile of a trained run straight from torch (no ONNX) into `out/<profile>/`."""
     require_torch_tensorrt()                       # before loading anything
-    from karmma_edge.bundle import atomic_directory
+    from karmma_edge.atomic import atomic_directory
     from karmma_edge.profiles import all_profiles
     from karmma_edge.quantize.export import ProfileModel, example_inputs
     from karmma_edge.train.runs import load_student

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from karmma_edge.errors import BundleError, KarmmaError
+from karmma_edge.targets import PRECISIONS
 
 OPSET_RANGE = (9, 20)           # the opsets every supported TensorRT parses (10.x: 9-20, 11.x: 9-25)
 DLA_MAX_DIM = 8192
@@ -366,8 +367,8 @@ def check_bundle_for_build(root: Path, profiles: Sequence[str] | None = None, pr
     """
     from karmma_edge.bundle import Bundle
 
-    if precision is not None and precision not in ("int8", "fp16", "fp32"):
-        raise KarmmaError(f"--precision {precision!r} is not one of int8, fp16, fp32")
+    if precision is not None and precision not in PRECISIONS:
+        raise KarmmaError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     kinds = ("fp32", "int8") if precision is None else ("int8" if precision == "int8" else "fp32",)
     findings = dla_precision_findings(precision or "int8") if dla_core is not None else []
     findings += check_bundle(root, profiles, kinds, dla=dla_core is not None)

@@ -8,7 +8,12 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Train extractors, the teacher or the student.")
+from karmma_edge.train.registry import EXTRACTORS, STUDENT, list_models
+
+app = typer.Typer(no_args_is_help=True, help=(
+    "Train extractors, the teacher or the student.\n\n"
+    f"A config's `model` names a registered model: students {', '.join(list_models(STUDENT))}; "
+    f"extractors {', '.join(list_models(EXTRACTORS))}."))
 
 CONFIG = typer.Option(..., "--config", help="YAML training config (see configs/)")
 OUT = typer.Option(..., "--out", help="run directory to write (an unfinished one resumes)")

@@ -6,11 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from karmma_edge.errors import ConfigError
 from karmma_edge.inputs import InputSpec
+from karmma_edge.file_formats import load_yaml_model
 
 
 class Optim(BaseModel):
@@ -94,32 +93,9 @@ class TeacherConfig(Optim):
 C = TypeVar("C", bound=BaseModel)
 
 
-def validate(cls: type[C], raw: dict, where: str) -> C:
-    try:
-        return cls.model_validate(raw)
-    except ValidationError as e:
-        fields = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{where}: {fields}") from None
-
-
-def read_yaml(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, e.g. `epochs: 10`")
-    return raw
-
-
 def load_config(path: Path, cls: type[C] = TrainConfig, **overrides) -> C:
     path = Path(path)
-    raw = read_yaml(path)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = validate(cls, raw, str(path))
+    cfg = load_yaml_model(cls, path, overrides)
     # A path written in the file is relative to the file; one from the command line is not.
     for name in ("data", "teacher", "extractors", "cache_dir"):
         value = getattr(cfg, name, None)

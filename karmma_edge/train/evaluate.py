@@ -17,12 +17,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from karmma_edge.drop_curve import DRAWS, P_VALUES, draw_seed
 from karmma_edge.metrics import action_labels, action_names, action_ranks, action_top1, per_class_rows, scores
 from karmma_edge.profiles import all_profiles, parse_profile, profile_name
-from karmma_edge.train.loop import draw_present
-
-P_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
-DRAWS = 20
+from karmma_edge.train.fit import draw_present
 
 # (clip index, present modalities) -> logits of each label head, in the model's `outputs` order
 Forward = Callable[[np.ndarray, tuple[str, ...]], tuple[torch.Tensor, ...]]
@@ -49,7 +47,7 @@ def curve(logits: dict, labels: dict[str, np.ndarray], modalities: tuple[str, ..
     for i, p in enumerate(P_VALUES):
         accs = []
         for d in range(draws):
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + i * 1000 + d)
+            gen = torch.Generator().manual_seed(draw_seed(seed, i, d))
             present = draw_present(n, len(modalities), p, gen).numpy()
             names = [profile_name([m for m, keep in zip(modalities, row) if keep]) for row in present]
             drawn = {h: np.stack([logits[name][h][k] for k, name in enumerate(names)]) for h in heads}
@@ -97,7 +95,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
         model = teacher
     elif info["kind"] == "student":
         from karmma_edge.data.arrays import load_split
-        from karmma_edge.train.loop import batch_inputs
+        from karmma_edge.train.fit import batch_inputs
         from karmma_edge.train.runs import load_student
 
         student, info = load_student(run_dir)

@@ -8,41 +8,31 @@ the student sees. Either way a `TokenSource` carries the checksum that keys the 
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
-from karmma_edge.train.models import MODELS, AudioExtractor, FrameExtractor
+from karmma_edge.train.models import AudioExtractor, FrameExtractor
+from karmma_edge.train.registry import EXTRACTORS as KIND
+from karmma_edge.train.registry import ExtractorConfig, list_models, model_config
 
 
 # ------------------------------------------------------------------------------- trained extractors
-@dataclass(frozen=True)
-class ExtractorConfig:
-    frame_widths: tuple[int, ...]
-    audio_widths: tuple[int, ...]
-    blocks: int                       # convolutions per stage after the strided one
-    spec: InputSpec = field(default_factory=InputSpec)
-
-
-# Each reads the clips of the student it teaches (same spec), at 4-6x the student's FLOPs.
-EXTRACTORS: dict[str, ExtractorConfig] = {
-    "teacher-xs": ExtractorConfig((16, 32, 64), (16, 32, 64), 2, MODELS["student-xs"].spec),
-    "teacher-m": ExtractorConfig((32, 64, 128), (32, 64, 128), 2, MODELS["student-m"].spec),
-    "teacher-s": ExtractorConfig((48, 96, 192), (48, 96, 192), 2, MODELS["student-s"].spec),
-}
+# The registered extractor variants, for code that reads them by name (the registry is train.registry).
+EXTRACTORS: Mapping[str, ExtractorConfig] = MappingProxyType({n: model_config(n) for n in list_models(KIND)})
 
 
 def extractor_config(name: str) -> ExtractorConfig:
-    if name not in EXTRACTORS:
-        raise KarmmaError(f"unknown extractor model {name!r}; registered: {', '.join(EXTRACTORS)}")
-    return EXTRACTORS[name]
+    return model_config(name, KIND)
 
 
 def build_extractor(cfg: ExtractorConfig, modality: str) -> nn.Module:
@@ -76,14 +66,6 @@ def extractor_file(run_dir: Path, modality: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------ token sources
-def file_checksum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class TokenSource:
     """A frozen extractor for one modality; `tokens(batch)` maps raw input to float32 [B, n, D]."""
 
@@ -122,7 +104,7 @@ class TorchTokenSource(TokenSource):
 
 class OnnxTokenSource(TokenSource):
     def __init__(self, modality: str, path: Path, spec: InputSpec | None = None):
-        super().__init__(modality, file_checksum(path), str(path), spec)
+        super().__init__(modality, sha256_file(path), str(path), spec)
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -160,7 +142,7 @@ def load_extractor_file(path: Path, modality: str, spec: InputSpec | None = None
     except Exception as e:  # each loader raises its own types for a file it cannot read
         raise KarmmaError(f"cannot load extractor {path} for {modality} ({type(e).__name__}: {str(e)[:200]}); "
                           "give a torch.export .pt2, a TorchScript file or an .onnx model") from None
-    return TorchTokenSource(modality, net, file_checksum(path), str(path), spec)
+    return TorchTokenSource(modality, net, sha256_file(path), str(path), spec)
 
 
 def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], InputSpec]:
@@ -180,7 +162,7 @@ def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], Inpu
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         for p in net.parameters():
             p.requires_grad_(False)
-        sources[m] = TorchTokenSource(m, net.eval(), file_checksum(path), str(path), cfg.spec)
+        sources[m] = TorchTokenSource(m, net.eval(), sha256_file(path), str(path), cfg.spec)
     return sources, cfg.spec
 
 

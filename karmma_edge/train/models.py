@@ -1,21 +1,24 @@
 """Student models: blocks, extractors, fusion, the student, and the registry of buildable variants.
 
 Read top to bottom: conv blocks and the temporal shift, the per-modality extractors, the fusion
-block with learned tokens for missing modalities, the student, then the registered variants, each
-kept beside the InputSpec (frames, rates, mel settings, mean and std) it expects.
+block with learned tokens for missing modalities, and the student; the registered variants, each beside the InputSpec
+(frames, rates, mel settings, mean and std) it expects, are in `train.registry`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from types import MappingProxyType
+from typing import Mapping
 
 import torch
 from torch import nn
 
-from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
 from karmma_edge.train.frontends import FrameNormalizer, LogMel
+from karmma_edge.train import registry
+from karmma_edge.train.registry import STUDENT, StudentConfig, list_models
 
 
 # ----------------------------------------------------------------------------------------- blocks
@@ -195,17 +198,6 @@ class Fusion(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- student
-@dataclass(frozen=True)
-class StudentConfig:
-    frame_widths: tuple[int, ...] = (24, 48, 96)
-    audio_widths: tuple[int, ...] = (24, 48, 96)
-    fusion_dim: int = 64
-    fusion_depth: int = 2
-    fusion_heads: int = 4
-    leaky_slope: float = 0.0          # > 0: LeakyReLU in the extractors (see conv_bn_relu)
-    spec: InputSpec = field(default_factory=InputSpec)
-
-
 class Student(nn.Module):
     """Small per-modality extractors + compact fusion; takes any subset of modalities.
 
@@ -242,27 +234,12 @@ class Student(nn.Module):
         return self.fusion(tokens)
 
 
-# --------------------------------------------------------------------------------------- registry
-MODELS: dict[str, StudentConfig] = {
-    # The demo student: 64x64 frames, T=8, 1 s of 24 kHz audio. Widths and LeakyReLU chosen by
-    # scripts/int8_speed.py: ONNX Runtime INT8 ran at 0.58 of FP32 (2 threads); (24, 48, 96) with
-    # ReLU ran at 1.1 to 1.2, slower than FP32.
-    "student-s": StudentConfig(frame_widths=(32, 64, 128), audio_widths=(32, 64, 128), leaky_slope=0.1),
-    # For the unit tests: same shape of graph, a fraction of the compute.
-    "student-xs": StudentConfig(frame_widths=(8, 16, 32), audio_widths=(8, 16, 32), fusion_dim=32,
-                                fusion_depth=1, fusion_heads=2,
-                                spec=InputSpec(frames=4, height=32, width=32, audio_seconds=0.5)),
-    # The KARMMA_S student of `reproduce --preset demo`: 4 frames of 48x48, sized so that three
-    # students and a teacher train in minutes on a 2-core CPU.
-    "student-m": StudentConfig(frame_widths=(16, 32, 64), audio_widths=(16, 32, 64), fusion_dim=64,
-                               fusion_depth=1, fusion_heads=4, spec=InputSpec(frames=4, height=48, width=48)),
-}
+# The registered variants, for code that reads them by name (the registry is train.registry).
+MODELS: Mapping[str, StudentConfig] = MappingProxyType({n: registry.model_config(n) for n in list_models(STUDENT)})
 
 
 def model_config(name: str) -> StudentConfig:
-    if name not in MODELS:
-        raise KarmmaError(f"unknown model {name!r}; registered models: {', '.join(MODELS)}")
-    return MODELS[name]
+    return registry.model_config(name, STUDENT)
 
 
 def create_student(name: str, outputs: dict[str, int], modalities=MODALITIES) -> Student:

@@ -19,7 +19,7 @@ from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import ExtractorsConfig
 from karmma_edge.train.extractors import UnimodalClassifiers, config_dict, extractor_config, extractor_file
 from karmma_edge.train.datasets import split_labels
-from karmma_edge.train.loop import batch_inputs, cache_dir, fit, prepare, training_batches
+from karmma_edge.train.fit import batch_inputs, cache_dir, fit, prepare, training_batches
 from karmma_edge.train.runs import save_atomic, write_run_info
 
 

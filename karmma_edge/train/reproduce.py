@@ -35,6 +35,10 @@ class ReproducePreset(BaseModel):
     draws: int = Field(20, ge=1, description="seeded draws per p of the missing-modality curve")
 
 
+# What the result presets (demo, full) share; the choices and the runs behind them: docs/training.md.
+_RESULT_TEACHER = {"fusion_dim": 128, "fusion_heads": 4, "batch_size": 64, "lr": 1e-3, "modality_dropout": 0.5}
+_RESULT_STUDENT = {"batch_size": 32, "modality_dropout": 0.3, "kd_alpha": 0.7, "kd_temperature": 2.0}
+
 PRESETS: dict[str, ReproducePreset] = {
     # Minutes on a laptop: the tests' chain, not a result.
     "smoke": ReproducePreset(
@@ -57,17 +61,13 @@ PRESETS: dict[str, ReproducePreset] = {
     "demo": ReproducePreset(
         data="demo",
         extractors={"model": "teacher-m", "epochs": 12, "batch_size": 32, "lr": 3e-3},
-        teacher={"fusion_dim": 128, "fusion_depth": 2, "fusion_heads": 4, "epochs": 30, "batch_size": 64,
-                 "lr": 1e-3, "modality_dropout": 0.5},
-        student={"model": "student-m", "epochs": 40, "batch_size": 32, "lr": 3e-3, "modality_dropout": 0.3,
-                 "kd_alpha": 0.7, "kd_temperature": 2.0}),
+        teacher={**_RESULT_TEACHER, "fusion_depth": 2, "epochs": 30},
+        student={**_RESULT_STUDENT, "model": "student-m", "epochs": 40, "lr": 3e-3}),
     "full": ReproducePreset(
         data="full",
         extractors={"model": "teacher-s", "epochs": 8, "batch_size": 32, "lr": 2e-3},
-        teacher={"fusion_dim": 128, "fusion_depth": 3, "fusion_heads": 4, "epochs": 40, "batch_size": 64,
-                 "lr": 1e-3, "modality_dropout": 0.5},
-        student={"model": "student-s", "epochs": 20, "batch_size": 32, "lr": 2e-3, "modality_dropout": 0.3,
-                 "kd_alpha": 0.7, "kd_temperature": 2.0}),
+        teacher={**_RESULT_TEACHER, "fusion_depth": 3, "epochs": 40},
+        student={**_RESULT_STUDENT, "model": "student-s", "epochs": 20, "lr": 2e-3}),
 }
 
 
@@ -84,7 +84,8 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
     """The whole experiment into `out`; `data` is an existing dataset root instead of synthesizing one."""
     from karmma_edge.data import synthesize
     from karmma_edge.inputs import InputSpec
-    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig, validate
+    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
+    from karmma_edge.file_formats import validate
     from karmma_edge.train.cost import student_cost, teacher_cost
     from karmma_edge.train.evaluate import evaluate_run
     from karmma_edge.train.loop import train_student
@@ -161,6 +162,14 @@ def _label(profile: str) -> str:
     return "+".join(SHORT[m] for m in profile.split("+"))
 
 
+def _subset_table(methods: dict, profiles: list[str], cell) -> list[str]:
+    """A markdown table: a row per inference subset, a column per method, `cell(metrics)` in each."""
+    return ["| Inference modalities | " + " | ".join(LABELS[m] for m in METHODS) + " |",
+            "|---|" + "---|" * len(METHODS),
+            *(f"| {_label(p)} | " + " | ".join(cell(methods[m]["subsets"][p]) for m in METHODS) + " |"
+              for p in profiles)]
+
+
 def results_markdown(results: dict, meta: dict) -> str:
     methods = results["methods"]
     profiles = list(next(iter(methods.values()))["subsets"])
@@ -170,26 +179,13 @@ def results_markdown(results: dict, meta: dict) -> str:
              "Held-out split, top-1 in percent. V = RGB, F = optical flow, A = audio. \"w/ δ\" = modality "
              "dropout with learned tokens, CE only; KARMMA_S adds distillation from KARMMA_T.", "",
              "## Table A: action top-1 per inference modalities", "",
-             "| Inference modalities | " + " | ".join(LABELS[m] for m in METHODS) + " |",
-             "|---|" + "---|" * len(METHODS)]
-    for p in profiles:
-        lines.append(f"| {_label(p)} | " + " | ".join(f"{methods[m]['subsets'][p]['action_top1']:.2f}" for m in METHODS) + " |")
+             *_subset_table(methods, profiles, lambda s: f"{s['action_top1']:.2f}")]
     lines.append("| **mean** | " + " | ".join(f"**{mean_action(methods[m]):.2f}**" for m in METHODS) + " |")
     lines += ["", "Action top-5 / mean class accuracy:", "",
-              "| Inference modalities | " + " | ".join(LABELS[m] for m in METHODS) + " |",
-              "|---|" + "---|" * len(METHODS)]
-    for p in profiles:
-        lines.append(f"| {_label(p)} | " + " | ".join(
-            f"{methods[m]['subsets'][p]['action_top5']:.1f} / {methods[m]['subsets'][p]['action_mean_class']:.1f}"
-            for m in METHODS) + " |")
+              *_subset_table(methods, profiles, lambda s: f"{s['action_top5']:.1f} / {s['action_mean_class']:.1f}")]
     if "verb_top1" in methods["teacher"]["subsets"][profiles[0]]:     # Something-Something has one label
         lines += ["", "Verb / noun top-1:", "",
-                  "| Inference modalities | " + " | ".join(LABELS[m] for m in METHODS) + " |",
-                  "|---|" + "---|" * len(METHODS)]
-        for p in profiles:
-            lines.append(f"| {_label(p)} | " + " | ".join(
-                f"{methods[m]['subsets'][p]['verb_top1']:.1f} / {methods[m]['subsets'][p]['noun_top1']:.1f}"
-                for m in METHODS) + " |")
+                  *_subset_table(methods, profiles, lambda s: f"{s['verb_top1']:.1f} / {s['noun_top1']:.1f}")]
     ps = list(next(iter(methods.values()))["curve"])
     lines += ["", "## Table B: each modality dropped independently with probability p (at least one kept)", "",
               "| p (%) | " + " | ".join(str(round(float(p) * 100)) for p in ps) + " | lost at p=50 |",

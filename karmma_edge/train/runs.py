@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from karmma_edge.atomic import atomic_file, atomic_write
 from karmma_edge.errors import KarmmaError
+from karmma_edge.file_formats import read_json
 from karmma_edge.inputs import InputSpec
 from karmma_edge.metrics import label_heads
 from karmma_edge.train.models import Student, create_student
@@ -18,15 +19,12 @@ CHECKPOINT = "model.pt"
 
 
 def save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def write_run_info(run_dir: Path, info: dict) -> None:
-    tmp = run_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    os.replace(tmp, run_dir / RUN_FILE)
+    atomic_write(run_dir / RUN_FILE, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def read_run_info(run_dir: Path) -> dict:
@@ -37,10 +35,7 @@ def read_run_info(run_dir: Path) -> dict:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise KarmmaError(f"{path} is missing: {run_dir} is not a finished training run")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KarmmaError(f"{path} is not valid JSON ({e}); retrain the run") from None
+    return read_json(path, "retrain the run", KarmmaError)
 
 
 def load_student(run_dir: Path) -> tuple[Student, dict]:

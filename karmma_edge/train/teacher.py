@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
 from karmma_edge.metrics import dataset_classes, head_labels, label_heads, scores
 from karmma_edge.profiles import MODALITIES
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import TeacherConfig
-from karmma_edge.train.extractors import (TokenSource, file_checksum, load_extractor_file, load_source,
+from karmma_edge.train.extractors import (TokenSource, load_extractor_file, load_source,
                                           load_trained_extractors)
 from karmma_edge.train.datasets import Batches
-from karmma_edge.train.loop import cache_dir, fit, prepare
+from karmma_edge.train.fit import cache_dir, fit, prepare
 from karmma_edge.train.models import Fusion, model_config
 from karmma_edge.train.runs import CHECKPOINT, read_run_info, write_run_info
 from karmma_edge.train.tokens import split_tokens
@@ -134,7 +135,7 @@ def teacher_sources(info: dict) -> dict[str, TokenSource]:
     sources = {}
     for m, rec in info["extractors"].items():
         path = Path(rec["origin"])
-        if not path.is_file() or file_checksum(path) != rec["checksum"]:
+        if not path.is_file() or sha256_file(path) != rec["checksum"]:
             raise KarmmaError(f"the {m} extractor {path} is missing or changed since the teacher was trained; "
                               "retrain the teacher")
         sources[m] = load_source(path, m, InputSpec.from_dict(rec["input_spec"]) if "input_spec" in rec else None)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from karmma_edge.atomic import atomic_file
 from karmma_edge.inputs import InputSpec
 from karmma_edge.train.extractors import TokenSource
 
@@ -51,20 +51,18 @@ def split_tokens(sources: dict[str, TokenSource], root: Path, split: str, fmt: s
                 loader = DataLoader(dataset, batch_sampler=_InOrder(len(dataset), batch_size), collate_fn=_batch_as_is,
                                     num_workers=workers if dataset.arrays is None else 0)
                 task = bar.add_task(f"{m} tokens of {split}", total=len(dataset))
-                paths[m].parent.mkdir(parents=True, exist_ok=True)
-                tmp = paths[m].with_name(f".{paths[m].name}.tmp{os.getpid()}.npy")
-                out = None
-                for batch in loader:
-                    index = batch["index"].numpy()
-                    t = sources[m].tokens(batch[m].numpy())
-                    if out is None:
-                        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                        shape=(len(dataset), *t.shape[1:]))
-                    out[index] = t
-                    bar.advance(task, len(index))
-                out.flush()
-                del out
-                os.replace(tmp, paths[m])
+                with atomic_file(paths[m], suffix=".npy") as tmp:
+                    out = None
+                    for batch in loader:
+                        index = batch["index"].numpy()
+                        t = sources[m].tokens(batch[m].numpy())
+                        if out is None:
+                            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                            shape=(len(dataset), *t.shape[1:]))
+                        out[index] = t
+                        bar.advance(task, len(index))
+                    out.flush()
+                    del out
     return {m: np.load(p, mmap_mode="r") for m, p in paths.items()}
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from karmma_edge.atomic import atomic_directory
 from karmma_edge.data import epic_csv as ann
 from karmma_edge.data.synth.plan import SPLIT_CODES, Noun, Verb, VideoPlan, classes, plan_split
 from karmma_edge.data.synth.presets import Preset, get_preset
@@ -42,12 +42,8 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
         if not (force and (out / MARKER).is_file()):
             raise DataError(f"{out}: already exists and is not empty; choose another --out, or delete it "
                             "(--force replaces a previous synthetic dataset)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.synth-tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    # The old dataset is renamed aside only once the new one is complete, and deleted after.
+    with atomic_directory(out) as tmp:
         if fmt == "ssv2":
             from karmma_edge.data.synth.ssv2 import write_ssv2
 
@@ -57,12 +53,6 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
                                                   "seed": seed, **summary}, indent=2) + "\n")
         else:
             _write_all(tmp, p, seed, progress, workers, layout)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
