@@ -8,9 +8,12 @@ from typing import Optional
 
 import typer
 
+from karmma_edge.presets import resolve_config
+
 app = typer.Typer(no_args_is_help=True, help="Train extractors, the teacher or the student.")
 
-CONFIG = typer.Option(..., "--config", help="YAML training config (see configs/)")
+CONFIG = typer.Option(..., "--config", help="YAML training config: a file, or a packaged preset such as "
+                      "`student-demo` (see karmma_edge/configs/)", callback=lambda v: v and resolve_config(v))
 OUT = typer.Option(..., "--out", help="run directory to write (an unfinished one resumes)")
 DATA = typer.Option(None, "--data", help="dataset root (overrides the config's `data`)")
 SEED = typer.Option(None, "--seed")
