@@ -7,21 +7,28 @@ from typing import Optional
 
 import typer
 
+from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, FORMAT_HELP, PROFILES_HELP, RUN_HELP, THREADS_HELP,
+                                     DataFormat, Precision, choices, value)
+from karmma_edge.edge_runtime.backends import BACKENDS
+from karmma_edge.errors import ConfigError
+
 
 def bench(
-    bundle: Path = typer.Option(..., "--bundle", help="bundle directory (from `build`)"),
+    bundle: Path = typer.Option(..., "--bundle", help=BUNDLE_HELP),
     out: Path = typer.Option(..., "--out", help="report directory: results.json, results.csv, report.md, PNGs"),
-    data: Optional[Path] = typer.Option(None, "--data", help="dataset root with the held-out split [the run's]"),
-    run: Optional[Path] = typer.Option(None, "--run", help="the training run the bundle came from: torch eager rows "
-                                                           "and the student's curve (needs torch)"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="dataset format epic100 | ssv2 [the run's, else epic100]"),
-    profiles: str = typer.Option("all", "--profiles", help="profiles to time, comma list or all"),
-    backends: str = typer.Option("onnxruntime,tensorrt", "--backends", help="comma list: onnxruntime, tensorrt"),
-    precisions: str = typer.Option("fp32,fp16,int8", "--precisions", help="comma list: fp32, fp16, int8"),
+    data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} with the held-out split "
+                                        "(default: the run's)"),
+    run: Optional[Path] = typer.Option(None, "--run", help=f"{RUN_HELP} the bundle came from: torch eager rows "
+                                       "and the student's curve (needs torch)"),
+    fmt: Optional[DataFormat] = typer.Option(None, "--format", help=FORMAT_HELP),
+    profiles: str = typer.Option("all", "--profiles", help=PROFILES_HELP),
+    backends: str = typer.Option("onnxruntime,tensorrt", "--backends", help=f"comma list of: {', '.join(BACKENDS)}"),
+    precisions: Optional[str] = typer.Option(None, "--precisions", help=f"comma list of: {choices(Precision)} "
+                                             "(default: all)"),
     batch: str = typer.Option("1,4,8", "--batch", help="batch sizes, comma list"),
     runs: int = typer.Option(100, "--runs", help="timed runs per latency figure (at least 100)"),
     warmup: int = typer.Option(10, "--warmup", help="untimed runs before timing"),
-    threads: int = typer.Option(2, "--threads", help="intra-op threads per engine"),
+    threads: int = typer.Option(2, "--threads", help=f"{THREADS_HELP} per engine"),
     compare: Optional[Path] = typer.Option(None, "--compare", help="an earlier results.json: mark regressions, "
                                                                      "exit 1 if there is any"),
     allow_few_runs: bool = typer.Option(False, "--allow-few-runs", hidden=True, help="tests only: --runs below 100"),
@@ -32,10 +39,17 @@ def bench(
     from karmma_edge.edge_runtime.bench import BenchOptions, parse_batches, parse_list, render_table, run_bench
     from karmma_edge.edge_runtime.bench_report import skipped_lines
 
-    opts = BenchOptions(profiles=profiles, backends=parse_list(backends, "--backends"),
-                        precisions=parse_list(precisions, "--precisions"), batches=parse_batches(batch),
-                        runs=runs, warmup=warmup,
-                        threads=threads, run=run, fmt=fmt, compare=compare, allow_few_runs=allow_few_runs)
+    chosen_backends = parse_list(backends, "--backends")
+    if precisions is None:
+        chosen_precisions = BenchOptions.precisions
+    else:
+        chosen_precisions = parse_list(precisions, "--precisions")
+        if "fp16" in chosen_precisions and "tensorrt" not in chosen_backends:
+            raise ConfigError("--precisions fp16 does nothing with --backends "
+                              f"{backends}: ONNX Runtime runs no FP16 graph; drop fp16, or add tensorrt to --backends")
+    opts = BenchOptions(profiles=profiles, backends=chosen_backends, precisions=chosen_precisions,
+                        batches=parse_batches(batch), runs=runs, warmup=warmup, threads=threads, run=run,
+                        fmt=value(fmt), compare=compare, allow_few_runs=allow_few_runs)
     results = run_bench(bundle, data, out, opts)
     console = Console()
     console.print(render_table(results))
@@ -56,8 +70,6 @@ def bench(
 
 
 def _parse_http(value: str | None) -> tuple[str | None, int | None]:
-    from karmma_edge.errors import ConfigError
-
     if value is None:
         return None, None
     host, sep, port = value.rpartition(":")
