@@ -93,6 +93,11 @@ def load_manifest(root: Path) -> Manifest:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise BundleError(f"{path} is not valid JSON ({e}); rebuild the bundle with `karmma-edge build`") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path} cannot be read ({e}); rebuild the bundle with `karmma-edge build`") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} holds a JSON {type(data).__name__}, not a manifest object; rebuild the bundle "
+                          "with `karmma-edge build`")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(
             f"{path} has schema version {data.get('schema_version')}, this karmma-edge reads {SCHEMA_VERSION}; "

@@ -77,22 +77,29 @@ def test_thumbnail_is_encoded_at_most_twice_a_second() -> None:
 @pytest.mark.timeout(90)
 def test_page_and_thumbnail_over_http(tiny_bundle: Path, media, tmp_path: Path) -> None:
     """The page and its files come from package data with a same-origin-only policy, reference nothing
-    off the device and never contain the token; the thumbnail is a small JPEG, gone while muted."""
+    off the device and never contain the token; with a token set they, like the data, need it (the
+    page's entry takes it as ?token= and answers with a cookie); the thumbnail is a small JPEG, gone
+    while muted."""
     daemon = start_daemon(tiny_bundle, tmp_path, "--rgb", f"file:{media.video}", "--audio", f"file:{media.wav}",
                           config={"http": {"token": TOKEN}})
     try:
-        page = requests.get(f"{daemon.url}/", timeout=5)
+        assert requests.get(f"{daemon.url}/", timeout=5).status_code == 401
+        browser = requests.Session()
+        page = browser.get(f"{daemon.url}/?token={TOKEN}", timeout=5)
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["Content-Security-Policy"]
         for name, kind in (("page.js", "text/javascript"), ("page.css", "text/css")):
-            r = requests.get(f"{daemon.url}/static/{name}", timeout=5)
+            assert requests.get(f"{daemon.url}/static/{name}", timeout=5).status_code == 401, name
+            r = browser.get(f"{daemon.url}/static/{name}", timeout=5)
             assert r.status_code == 200 and r.headers["Content-Type"].startswith(kind), name
             assert "https://" not in r.text and TOKEN not in r.text
         assert TOKEN not in page.text and "https://" not in page.text
-        assert requests.get(f"{daemon.url}/static/secrets.txt", timeout=5).status_code == 404
+        assert browser.get(f"{daemon.url}/static/secrets.txt", timeout=5).status_code == 404
 
         daemon.wait_for(lambda h: h["sensors"]["rgb"]["live"], "the camera to be live")
-        r = requests.get(f"{daemon.url}/v1/sensors/rgb/thumbnail.jpg", timeout=5)
+        thumbnail = f"{daemon.url}/v1/sensors/rgb/thumbnail.jpg"
+        assert requests.get(thumbnail, timeout=5).status_code == 401
+        r = browser.get(thumbnail, timeout=5)
         assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg"
         image = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape[1] == 160 and len(r.content) < 20_000
@@ -100,9 +107,9 @@ def test_page_and_thumbnail_over_http(tiny_bundle: Path, media, tmp_path: Path) 
         auth = {"Authorization": f"Bearer {TOKEN}"}
         assert requests.post(f"{daemon.url}/v1/sensors/rgb", json={"enabled": False}, headers=auth,
                              timeout=5).status_code == 200
-        r = requests.get(f"{daemon.url}/v1/sensors/rgb/thumbnail.jpg", timeout=5)
+        r = browser.get(thumbnail, timeout=5)
         assert r.status_code == 404 and "muted" in r.json()["error"]   # privacy: no frame while muted
-        assert requests.get(f"{daemon.url}/healthz", timeout=5).status_code == 200   # old routes intact
+        assert browser.get(f"{daemon.url}/healthz", timeout=5).status_code == 200   # old routes intact
     finally:
         stop(daemon)
 

@@ -93,6 +93,9 @@ def serve(
                                             help="pace file sources at their own rate, or read them as fast as possible"),
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="start file sources over at their end"),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning"),
+    allow_unauthenticated_remote: Optional[bool] = typer.Option(
+        None, "--allow-unauthenticated-remote", help="serve a non-loopback --http address without http.token "
+                                                     "(only on a network you trust)"),
 ) -> None:
     """Run the on-device daemon: sensors, liveness, profile switching, HTTP API (DESIGN section 8)."""
     import logging
@@ -105,7 +108,8 @@ def serve(
     host, port = _parse_http(http)
     cfg = load_serve_config(config, {
         "sources.rgb": rgb, "sources.audio": audio, "sources.realtime": realtime, "sources.loop": loop,
-        "http.host": host, "http.port": port, "backend": backend, "precision": precision, "cpu_int8": cpu_int8,
+        "http.host": host, "http.port": port, "http.allow_unauthenticated_remote": allow_unauthenticated_remote,
+        "backend": backend, "precision": precision, "cpu_int8": cpu_int8,
         "jsonl": str(jsonl) if jsonl else None})
     import onnxruntime
 

@@ -3,6 +3,7 @@ with command-line options laid over it."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -23,13 +24,38 @@ class SourcesConfig(_Section):
     audio: str = "none"
     realtime: bool = True          # pace file sources at their own rate; False: as fast as possible
     loop: bool = False             # file sources start over at their end (soak tests, demos)
+    # A live source (camera, RTSP, microphone) that is down is retried, first after retry_min_s,
+    # then twice as long each time up to retry_max_s.
+    retry_min_s: float = Field(0.25, gt=0)
+    retry_max_s: float = Field(1.0, gt=0)
+    # Network cameras: how long opening the stream, and waiting for one frame, may take before the
+    # attempt fails (a hung stream is then a stall, not a hung daemon).
+    open_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(3.0, gt=0)
+    probe_s: float = Field(0.5, gt=0)   # how much of a network stream FFmpeg reads to learn its format
+
+
+MIN_TOKEN_CHARS = 16
 
 
 class HttpConfig(_Section):
     host: str = "127.0.0.1"        # loopback unless the user opens it up
     port: int = Field(8080, ge=0, le=65535)
-    token: Optional[str] = None    # bearer token required by POST endpoints when set
+    # Bearer token every endpoint requires when set: printable ASCII (it travels in a header).
+    token: Optional[str] = Field(None, min_length=MIN_TOKEN_CHARS, pattern=r"^[!-~]+$")
+    # Serving a non-loopback address without a token must be asked for by name.
+    allow_unauthenticated_remote: bool = False
+    # Host names (besides IP literals, localhost and this machine's name) the API answers to; "*"
+    # for any (behind a reverse proxy that checks Host itself).
+    allowed_hosts: list[str] = []
     sse_keepalive_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0)        # for a request's head, and again for its body
+    keepalive_s: int = Field(5, ge=1)               # an idle kept-alive connection is closed after this
+    max_body_bytes: int = Field(4096, ge=64)        # 413 beyond
+    max_header_bytes: int = Field(16384, ge=1024)   # request line and headers together
+    max_url_chars: int = Field(2048, ge=64)         # 414 beyond
+    max_connections: int = Field(256, ge=8)         # 503 beyond (lowered to fit the fd limit)
+    backlog: int = Field(1024, ge=16)               # connections the kernel queues before accept
 
 
 class InferenceConfig(_Section):
@@ -122,6 +148,21 @@ def load_serve_config(path: Path | None, overrides: dict | None = None) -> Serve
             node = node.setdefault(key, {})
         node[leaf] = value
     try:
-        return ServeConfig.model_validate(data)
+        cfg = ServeConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_describe(e, where)) from None
+    http = cfg.http
+    if not http.token and not http.allow_unauthenticated_remote and not is_loopback(http.host):
+        raise ConfigError(f"{where}: http.host {http.host!r} opens the API to the network without a token: set "
+                          f"http.token (at least {MIN_TOKEN_CHARS} characters) in the serve config, or pass "
+                          "--allow-unauthenticated-remote if the network is trusted")
+    return cfg
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

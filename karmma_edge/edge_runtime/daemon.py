@@ -1,7 +1,10 @@
 """`karmma-edge serve`: sensors -> liveness -> profile -> engine -> predictions, with an HTTP API.
 
-Everything that can be wrong with the user's input (config, sources, bundle, engines, the HTTP
-address) is checked in the constructor, before any thread starts, so it fails fast with exit 2.
+Everything that can be wrong with the user's input (config, file sources, bundle, engines, the
+JSONL path, the HTTP address) is checked in the constructor, before any thread starts, so it fails
+fast with exit 2. What the environment does later (a camera unplugged or down at start, a stream
+that hangs, a full disk) never stops the daemon: a source that is down is a dead sensor, retried;
+lines the JSONL file cannot take are counted.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import math
 import signal
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +28,8 @@ from karmma_edge.edge_runtime.inference import InferenceWorker
 from karmma_edge.edge_runtime.liveness import LivenessMonitor
 from karmma_edge.edge_runtime.rings import AudioRing, FrameRing
 from karmma_edge.edge_runtime.selector import ProfileSelector
-from karmma_edge.edge_runtime.sensors import CameraSensor, FlowWorker, MicSensor, SensorThread, WavFileSensor
+from karmma_edge.edge_runtime.sensors import (CameraSensor, FlowWorker, MicSensor, SensorThread, SourceTimeouts,
+                                              WavFileSensor)
 from karmma_edge.edge_runtime.sources import parse_source
 from karmma_edge.edge_runtime.telemetry import RuntimeMetrics
 from karmma_edge.edge_runtime.thumbnail import Thumbnail
@@ -67,8 +72,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.metrics = RuntimeMetrics()
         self.failure: BaseException | None = None
-        self.token = cfg.http.token
         self.sse_keepalive_s = cfg.http.sse_keepalive_s
+        self.run_id = uuid.uuid4().hex[:12]
 
         self.bundle = Bundle(bundle_dir)
         spec = self.spec = self.bundle.manifest.spec
@@ -92,6 +97,8 @@ class Daemon:
         self.camera: CameraSensor | None = None
         self.audio: SensorThread | None = None
         content = cfg.liveness.content()
+        timeouts = SourceTimeouts(cfg.sources.retry_min_s, cfg.sources.retry_max_s, cfg.sources.open_timeout_s,
+                                  cfg.sources.read_timeout_s, cfg.sources.probe_s)
         if has_camera:
             flow = None
             if "flow" in sensors:
@@ -101,7 +108,7 @@ class Daemon:
             self.camera = CameraSensor(self.sources["rgb"], self.frame_rings["rgb"], self.monitor, self.clock,
                                        self.stop_event, spec.height, spec.width, content,
                                        realtime=cfg.sources.realtime, loop=cfg.sources.loop, flow=flow,
-                                       stall_timeout_s=cfg.liveness.stall_timeout_s)
+                                       timeouts=timeouts)
             self.threads += [self.camera] + ([flow] if flow else [])
         camera = self.camera
         self.thumbnail = Thumbnail(lambda: camera.latest_rgb if camera is not None else None, self.clock)
@@ -113,30 +120,35 @@ class Daemon:
                                            loop=cfg.sources.loop)
             else:
                 self.audio = MicSensor(src, spec.sample_rate, self.audio_ring, self.monitor, self.clock,
-                                       self.stop_event, content)
+                                       self.stop_event, content, timeouts,
+                                       stall_s=max(2.0, 2 * cfg.liveness.stall_timeout_s))
             self.threads.append(self.audio)
 
         self.engines = open_engines(self.bundle, cfg)
         self.selector = ProfileSelector(self.bundle.profiles, upgrade_hold_s=cfg.selector.upgrade_hold_s)
         self.pending = PendingWindows(cfg.inference.queue_size)
         self.hub = EventHub(on_drop=self.metrics.sse_dropped.inc)
-        self.sink = JsonLinesSink(cfg.jsonl) if cfg.jsonl else None
+        self.sink = JsonLinesSink(cfg.jsonl, on_lost=self.metrics.jsonl_lost.inc) if cfg.jsonl else None
         assembler = WindowAssembler(spec, window_s, self.frame_rings, self.audio_ring)
         self.scheduler = WindowScheduler(self.monitor, self.selector, assembler, self.pending, self.metrics,
                                          self.clock, cfg.inference.stride_s, self.stop_event)
         self.worker = InferenceWorker(self.engines, self.bundle.manifest.classes, self.pending, self.hub, self.sink,
-                                      self.metrics, self.clock, cfg.inference.top_k, self.stop_event)
+                                      self.metrics, self.clock, cfg.inference.top_k, self.stop_event, self.run_id)
+        # Window numbers go on from the JSONL file's last record: (run_id, seq) names a record, and
+        # seq only grows within the file.
+        self.seq_base = (self.sink.last_seq or 0) if self.sink is not None else 0
+        self.scheduler.seq = self.seq_base
         self.threads += [self.scheduler, self.worker]
         try:
-            self.server = ApiServer(cfg.http.host, cfg.http.port, self)
+            self.server = ApiServer(cfg.http, self)
         except OSError as e:
             raise ConfigError(f"cannot listen on {cfg.http.host}:{cfg.http.port} ({e.strerror or e}); "
                               "choose another address with --http HOST:PORT") from None
 
     @property
     def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        host, port = self.server.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -145,12 +157,12 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
         threading.excepthook = self._thread_failed
-        server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                         name="http", daemon=True)
-        for t in self.threads + [server_thread]:
+        for t in self.threads:
             t.start()
+        self.server.start()
         print(f"karmma-edge serve: listening on {self.address}", flush=True)
-        log.info("profiles %s; sensors %s", ", ".join(self.bundle.profiles), ", ".join(self.monitor.sensors))
+        log.info("run %s; profiles %s; sensors %s", self.run_id, ", ".join(self.bundle.profiles),
+                 ", ".join(self.monitor.sensors))
         while not self.stop_event.wait(0.5):
             pass
         self.shutdown()
@@ -164,14 +176,13 @@ class Daemon:
 
     def shutdown(self) -> None:
         self.stop_event.set()
-        self.server.shutdown()
-        self.hub.close()
+        self.hub.close()          # event streams end, so the server's graceful stop does not wait on them
+        self.server.stop()
         self.pending.close()
         for t in self.threads:
             t.join(SHUTDOWN_JOIN_S)
         if self.sink is not None:
             self.sink.close()
-        self.server.server_close()
         for engine in self.engines.values():
             engine.deactivate()
 
@@ -192,6 +203,9 @@ class Daemon:
                              ended_at=None if s.ended_at is None else round(self.clock.wall(s.ended_at), 4))
             else:
                 entry.update(live=False, reason="no source", muted=False, last_data_age_s=None, ended_at=None)
+            sensor = self.camera if name == "rgb" else self.audio if name == "audio" else None
+            if sensor is not None:
+                entry["error"] = getattr(sensor, "source_error", None)
             if name == "audio" and self.audio is not None:
                 level = self.audio.level_dbfs
                 entry["level_dbfs"] = None if level is None else round(level, 1)
@@ -206,10 +220,13 @@ class Daemon:
             "profiles": self.bundle.profiles,
             "backend": self.cfg.backend, "precision": self.cfg.precision,
             "uptime_s": round(now - self.started_at, 3),
-            "windows": self.scheduler.seq,
+            "run_id": self.run_id,
+            "windows": self.scheduler.seq - self.seq_base,
             "predictions": self.worker.predictions,
             "dropped_windows": self.scheduler.dropped,
             "last_prediction_seq": None if last is None else last.seq,
+            "jsonl": None if self.sink is None else {"path": str(self.sink.path), "lost_lines": self.sink.lost,
+                                                     "error": self.sink.error},
         }
 
     def metrics_text(self) -> bytes:

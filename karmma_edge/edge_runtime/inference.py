@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 class InferenceWorker(threading.Thread):
     def __init__(self, engines: dict[str, Engine], classes: dict[str, list[str]], pending: PendingWindows,
                  hub: EventHub, sink: JsonLinesSink | None, metrics: RuntimeMetrics, clock: Clock,
-                 top_k: int, stop: threading.Event):
+                 top_k: int, stop: threading.Event, run_id: str = ""):
         super().__init__(name="inference", daemon=True)
+        self.run_id = run_id    # every record names the daemon run it came from
         self.engines, self.classes, self.pending = engines, classes, pending
         self.hub, self.sink, self.metrics, self.clock = hub, sink, metrics, clock
         self.k, self.stop_event = top_k, stop
@@ -50,7 +51,7 @@ class InferenceWorker(threading.Thread):
         prediction = self._prediction(window, out, done, engine.last_latency_s or 0.0)
         self.metrics.predictions.labels(window.profile).inc()
         self.metrics.inference_latency.labels(window.profile).observe(engine.last_latency_s or 0.0)
-        record = prediction.to_dict()
+        record = {"run_id": self.run_id, **prediction.to_dict()}
         self.hub.publish((prediction.seq, json.dumps(record, separators=(",", ":"))))
         if self.sink is not None:
             self.sink.write(record)

@@ -7,8 +7,11 @@ While a sensor is muted it keeps reading (so a device's stream does not back up)
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -21,13 +24,14 @@ from karmma_edge.edge_runtime.clock import Clock
 from karmma_edge.edge_runtime.content import ContentThresholds, audio_issue, audio_level_dbfs, frame_issue
 from karmma_edge.edge_runtime.liveness import LivenessMonitor
 from karmma_edge.edge_runtime.rings import AudioRing, FrameRing
-from karmma_edge.edge_runtime.sources import SourceSpec
+from karmma_edge.edge_runtime.sources import SourceSpec, check_regular_file
 from karmma_edge.edge_runtime.wav import load_wav
 from karmma_edge.errors import ConfigError, KarmmaError
 
 log = logging.getLogger(__name__)
 
 AUDIO_BLOCK_S = 0.02       # 20 ms blocks: fine-grained pacing, cheap content checks
+LOG_EVERY_S = 60.0         # a source that stays down is logged at most this often
 FILE_FPS_FALLBACK = 30.0   # some containers report no frame rate
 
 
@@ -53,20 +57,79 @@ class SensorThread(threading.Thread):
         log.info("%s source ended", self.sensor)
 
 
+# --- reopening live sources -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceTimeouts:
+    retry_min_s: float = 0.25     # first wait after a failed open
+    retry_max_s: float = 1.0      # the wait doubles up to this
+    open_timeout_s: float = 5.0   # network streams: opening
+    read_timeout_s: float = 3.0   # network streams: one frame
+    probe_s: float = 0.5          # network streams: how much of the stream FFmpeg reads to learn its format
+
+
+def limit_stream_probe(probe_s: float) -> None:
+    """FFmpeg reads 5 s of a stream to learn its format before the first frame (about 1.5 s for a
+    15 fps MJPEG stream here): time a returning camera spends dead. OpenCV takes FFmpeg options only
+    from the environment, for the whole process, so this sets them unless the user already has; call
+    it before the sensor threads start (setenv is not thread-safe)."""
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"analyzeduration;{int(probe_s * 1e6)}")
+
+
+class Retry:
+    """Waits between attempts to (re)open a source, doubling from `retry_min_s` to `retry_max_s`, and
+    its log: the first failure at once, then one line per LOG_EVERY_S however often it is retried."""
+
+    def __init__(self, what: str, timeouts: SourceTimeouts):
+        self.what, self.timeouts = what, timeouts
+        self.failures = 0
+        self.error: str | None = None       # why the newest attempt failed, while it is down
+        self._wait = timeouts.retry_min_s
+        self._logged = -float("inf")
+
+    def failed(self, error: str) -> float:
+        """Record a failed attempt; the seconds to wait before the next."""
+        self.failures += 1
+        self.error = error
+        now = time.monotonic()
+        if now - self._logged >= LOG_EVERY_S:
+            self._logged = now
+            log.warning("%s is down (%s); retrying every %.1f s at most, %d attempts so far", self.what, error,
+                        self.timeouts.retry_max_s, self.failures)
+        wait, self._wait = self._wait, min(self._wait * 2, self.timeouts.retry_max_s)
+        return wait
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.warning("%s is back after %d failed attempts", self.what, self.failures)
+        self.failures, self.error, self._wait = 0, None, self.timeouts.retry_min_s
+        self._logged = -float("inf")
+
+
 # --- camera and flow ------------------------------------------------------------------------------
 
 
-def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
+def require_gstreamer(spec: SourceSpec) -> None:
+    if "GStreamer:                   YES" not in cv2.getBuildInformation():
+        raise ConfigError(f"camera source {spec.text!r}: this OpenCV was built without GStreamer "
+                          "(the pip wheels are; JetPack's system OpenCV has it)")
+
+
+def open_capture(spec: SourceSpec, timeouts: SourceTimeouts = SourceTimeouts()) -> cv2.VideoCapture:
     """An opened OpenCV capture that has delivered a frame, or a ConfigError naming the source."""
-    if spec.kind == "file" and not Path(spec.target).is_file():
-        raise ConfigError(f"camera source {spec.text!r}: {spec.target} does not exist")
+    if spec.kind == "file":
+        check_regular_file(Path(spec.target), f"camera source {spec.text!r}")
     if spec.kind == "gst":
-        if "GStreamer:                   YES" not in cv2.getBuildInformation():
-            raise ConfigError(f"camera source {spec.text!r}: this OpenCV was built without GStreamer "
-                              "(the pip wheels are; JetPack's system OpenCV has it)")
+        require_gstreamer(spec)
         cap = cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
     elif spec.kind == "cam":
         cap = cv2.VideoCapture(int(spec.target))
+    elif spec.kind == "rtsp":
+        # Bounded waits: without them FFmpeg waits about 30 s for a host that never answers.
+        cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeouts.open_timeout_s * 1000),
+                                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeouts.read_timeout_s * 1000)])
     else:
         cap = cv2.VideoCapture(spec.target)
     ok = cap.isOpened()
@@ -125,44 +188,85 @@ class FlowWorker(threading.Thread):
 
 
 class CameraSensor(SensorThread):
-    """Frames from OpenCV, converted to RGB and resized to the model's input like training frames."""
+    """Frames from OpenCV, converted to RGB and resized to the model's input like training frames.
+
+    A file source is opened here, so a wrong path is an error at start. A live source (camera,
+    RTSP, pipeline) is opened by the thread, and reopened whenever it stops delivering, with
+    `Retry`'s waits: down at start or later, it is a dead sensor until it is back.
+    """
 
     def __init__(self, spec: SourceSpec, ring: FrameRing, monitor: LivenessMonitor, clock: Clock,
                  stop: threading.Event, height: int, width: int, content: ContentThresholds,
                  realtime: bool = True, loop: bool = False, flow: FlowWorker | None = None,
-                 stall_timeout_s: float = 1.0):
+                 timeouts: SourceTimeouts = SourceTimeouts()):
         super().__init__("rgb", monitor, clock, stop)
         self.spec, self.ring, self.height, self.width = spec, ring, height, width
         self.content, self.realtime, self.loop, self.flow = content, realtime, loop, flow
-        self.stall_timeout_s = stall_timeout_s
-        self._cap = open_capture(spec)
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if fps and fps > 0 else FILE_FPS_FALLBACK
+        self.timeouts = timeouts
+        self.retry = Retry(f"camera {spec.text}", timeouts)
+        self.fps = FILE_FPS_FALLBACK
+        self._cap: cv2.VideoCapture | None = None
+        if spec.kind == "rtsp":
+            limit_stream_probe(timeouts.probe_s)
+        if spec.kind == "gst":   # no retry can fix this OpenCV: an error at start
+            require_gstreamer(spec)
+        if spec.is_file:
+            self._set_capture(open_capture(spec, timeouts))
         self.latest_rgb: np.ndarray | None = None   # newest model-sized frame (for a thumbnail)
+
+    @property
+    def source_error(self) -> str | None:
+        return self.retry.error
+
+    def _set_capture(self, cap: cv2.VideoCapture) -> None:
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else FILE_FPS_FALLBACK
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
 
     def run(self) -> None:
         try:
             self._run()
         finally:
-            self._cap.release()
+            self._release()
+
+    def _open(self) -> bool:
+        """Open the source, retrying until it opens (True) or the daemon stops (False)."""
+        while not self.stop_event.is_set():
+            try:
+                self._set_capture(open_capture(self.spec, self.timeouts))
+            except KarmmaError as e:
+                if self.stop_event.wait(self.retry.failed(str(e))):
+                    return False
+                continue
+            self.retry.succeeded()
+            return True
+        return False
 
     def _run(self) -> None:
         paced = self.spec.is_file and self.realtime
         start, index, prev_gray = self.clock.now(), 0, None
         while not self.stop_event.is_set():
+            if self._cap is None:
+                if not self._open():
+                    return
+                start, index, prev_gray = self.clock.now(), 0, None
             if paced and not self._sleep_until(start + index / self.fps):
                 return
             ok, bgr = self._cap.read()
             if not ok:
-                if self.spec.is_file:
-                    if not self.loop:
-                        self._end()
-                        return
-                    self._cap.release()
-                    self._cap = open_capture(self.spec)
-                    start, index = self.clock.now(), 0
-                    continue
-                self._recover()
+                if self.spec.is_file and not self.loop:
+                    self._end()
+                    return
+                # The file's end (looping), or a live source that stopped delivering: no heartbeats
+                # meanwhile, so the monitor sees a stall; reopened at once, then with Retry's waits.
+                if not self.spec.is_file:
+                    log.warning("camera %s delivered no frame; reopening", self.spec.text)
+                self._release()
                 continue
             t = self.clock.now()
             index += 1
@@ -177,17 +281,6 @@ class CameraSensor(SensorThread):
             prev_gray = gray
             if self.flow is not None:
                 self.flow.offer(index, t, gray)
-
-    def _recover(self) -> None:
-        """A live camera stopped delivering: no heartbeats (the monitor sees a stall), then reopen."""
-        log.warning("camera %s delivered no frame; reopening", self.spec.text)
-        if self.stop_event.wait(self.stall_timeout_s):
-            return
-        self._cap.release()
-        try:
-            self._cap = open_capture(self.spec)
-        except KarmmaError as e:
-            log.warning("%s", e)
 
 
 # --- audio ----------------------------------------------------------------------------------------
@@ -235,38 +328,76 @@ class WavFileSensor(_AudioSensor):
 
 
 class MicSensor(_AudioSensor):
-    """A microphone through sounddevice (the `audio` extra), opened at the model's rate when the
-    device allows it, else at its own rate and resampled block by block."""
+    """A microphone through sounddevice (PortAudio), opened at the model's rate when the device
+    allows it, else at its own rate and resampled block by block.
+
+    Opened by the thread and reopened when its stream stops or goes quiet (no callback for
+    `stall_s`): a microphone missing at start, unplugged or whose sound server restarts is a dead
+    sensor until it is back.
+    """
 
     def __init__(self, spec: SourceSpec, sample_rate: int, ring: AudioRing, monitor: LivenessMonitor,
-                 clock: Clock, stop: threading.Event, content: ContentThresholds):
+                 clock: Clock, stop: threading.Event, content: ContentThresholds,
+                 timeouts: SourceTimeouts = SourceTimeouts(), stall_s: float = 2.0):
         super().__init__(ring, monitor, clock, stop, content)
         try:
             import sounddevice as sd
         except (ImportError, OSError) as e:
             raise ConfigError(f"audio source {spec.text!r} needs sounddevice and PortAudio ({e}): "
                               "`pip install 'karmma-edge[audio]'` and `sudo apt install libportaudio2`") from None
-        device = None if spec.target in ("", "default") else spec.target
+        self._sd = sd
+        self.spec = spec
+        self.device = None if spec.target in ("", "default") else spec.target
         self.rate = sample_rate
+        self.device_rate = sample_rate
+        self.stall_s = stall_s
+        self.retry = Retry(f"microphone {spec.text}", timeouts)
+        self._last_callback = 0.0
+
+    @property
+    def source_error(self) -> str | None:
+        return self.retry.error
+
+    def _open(self):
+        sd = self._sd
         try:
             try:
-                sd.check_input_settings(device=device, channels=1, samplerate=sample_rate)
-                device_rate = sample_rate
+                sd.check_input_settings(device=self.device, channels=1, samplerate=self.rate)
+                device_rate = self.rate
             except sd.PortAudioError:
-                device_rate = int(sd.query_devices(device, "input")["default_samplerate"])
-            self._stream = sd.InputStream(device=device, channels=1, samplerate=device_rate, dtype="float32",
-                                          blocksize=int(device_rate * AUDIO_BLOCK_S), callback=self._callback)
+                device_rate = int(sd.query_devices(self.device, "input")["default_samplerate"])
+            stream = sd.InputStream(device=self.device, channels=1, samplerate=device_rate, dtype="float32",
+                                    blocksize=int(device_rate * AUDIO_BLOCK_S), callback=self._callback)
+            self.device_rate = device_rate
+            self._last_callback = self.clock.now()
+            stream.start()
+            return stream
         except (sd.PortAudioError, ValueError) as e:
-            raise ConfigError(f"audio source {spec.text!r} cannot be opened: {e}; "
+            raise ConfigError(f"audio source {self.spec.text!r} cannot be opened: {e}; "
                               "`python -m sounddevice` lists the input devices") from None
-        self.device_rate = device_rate
 
     def _callback(self, indata, frames, time_info, status) -> None:
+        self._last_callback = self.clock.now()
         block = indata[:, 0].copy()
         if self.device_rate != self.rate:
             block = resample(block, int(round(block.size * self.rate / self.device_rate)))
         self._deliver(self.clock.now(), block)
 
     def run(self) -> None:
-        with self._stream:
-            self.stop_event.wait()
+        while not self.stop_event.is_set():
+            try:
+                stream = self._open()
+            except KarmmaError as e:
+                self.stop_event.wait(self.retry.failed(str(e)))
+                continue
+            self.retry.succeeded()
+            try:
+                while not self.stop_event.wait(0.1):
+                    if not stream.active or self.clock.now() - self._last_callback > self.stall_s:
+                        log.warning("microphone %s stopped delivering; reopening", self.spec.text)
+                        break
+            finally:
+                try:
+                    stream.close(ignore_errors=True)
+                except self._sd.PortAudioError:
+                    pass

@@ -35,6 +35,8 @@ class RuntimeMetrics:
                                     registry=r)
         self.sse_clients = Gauge("karmma_sse_clients", "connected /v1/events clients", registry=r)
         self.sse_dropped = Counter("karmma_sse_events_dropped", "events a slow SSE client missed", registry=r)
+        self.jsonl_lost = Counter("karmma_jsonl_lines_lost", "predictions the JSON Lines file could not take "
+                                  "(disk full, read-only, gone)", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

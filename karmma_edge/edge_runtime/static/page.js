@@ -54,6 +54,8 @@ function initToken() {
     e.preventDefault();
     localStorage.setItem(TOKEN_KEY, $("token").value.trim());
     showTokenState();
+    // The daemon turns ?token= into the cookie that the event stream and the thumbnail carry.
+    location.replace(`/?token=${encodeURIComponent($("token").value.trim())}`);
   });
 }
 
