@@ -92,3 +92,16 @@ def test_bench_refuses_fp16_with_onnxruntime_only(tmp_path):
 def test_help_text_cites_no_design_sections():
     out = "".join(karmma(*c, "--help").stdout for c in (["serve"], ["build"], ["bench"], []))
     assert "DESIGN" not in out
+
+
+def test_serve_refuses_a_precision_it_cannot_serve(tmp_path):
+    r = karmma("serve", "--bundle", str(tmp_path), "--precision", "fp16")
+    assert r.returncode == 2
+    assert "--precision" in r.stderr and "fp16" in r.stderr
+
+
+def test_serve_config_names_a_packaged_preset():
+    from karmma_edge.presets import CONFIG_DIR, resolve_config
+
+    assert resolve_config("serve-files") == CONFIG_DIR / "serve-files.yaml"
+    assert resolve_config("configs/serve-files.yaml") == CONFIG_DIR / "serve-files.yaml"   # the old repo path

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_args
 
 import typer
 
 from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, FORMAT_HELP, PROFILES_HELP, RUN_HELP, THREADS_HELP,
-                                     DataFormat, Precision, choices, value)
+                                     DataFormat, LogLevel, Precision, choices, value)
 from karmma_edge.edge_runtime.backends import BACKENDS
+from karmma_edge.edge_runtime.config import ServeConfig
 from karmma_edge.errors import ConfigError
+from karmma_edge.presets import resolve_config
+
+
+def _choices(name: str, field: str) -> type[Enum]:
+    """An enum of a ServeConfig field's allowed values, so --help lists what the config file takes."""
+    allowed = get_args(ServeConfig.model_fields[field].annotation)
+    return Enum(name, {v: v for v in allowed}, type=str)
+
+
+ServeBackend = _choices("ServeBackend", "backend")
+ServePrecision = _choices("ServePrecision", "precision")
+CpuInt8 = _choices("CpuInt8", "cpu_int8")
 
 
 def bench(
@@ -79,37 +93,40 @@ def _parse_http(value: str | None) -> tuple[str | None, int | None]:
 
 
 def serve(
-    bundle: Path = typer.Option(..., "--bundle", help="bundle directory (from `build`)"),
+    bundle: Path = typer.Option(..., "--bundle", help=BUNDLE_HELP),
     rgb: Optional[str] = typer.Option(None, "--rgb", help="camera: file:PATH, cam:INDEX, rtsp://..., gst:PIPELINE, none"),
     audio: Optional[str] = typer.Option(None, "--audio", help="microphone: mic:NAME, file:PATH.wav, none"),
-    http: Optional[str] = typer.Option(None, "--http", help="HOST:PORT to serve the API on [127.0.0.1:8080]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings (see configs/serve-*.yaml)"),
-    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | tensorrt [onnxruntime]"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="int8 | fp32 [int8]"),
-    cpu_int8: Optional[str] = typer.Option(None, "--cpu-int8", help="auto: FP32 on a CPU whose ONNX Runtime "
-                                           "int8 kernels are not exact (x86 without VNNI) | force [auto]"),
+    http: Optional[str] = typer.Option(None, "--http", help="HOST:PORT to serve the API on (default: "
+                                        "127.0.0.1:8080)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings: a file, or a packaged preset "
+                                          "(serve-files, serve-jetson) that documents every key",
+                                          callback=lambda v: v and resolve_config(v)),
+    backend: Optional[ServeBackend] = typer.Option(None, "--backend", help="inference backend (default: onnxruntime)"),
+    precision: Optional[ServePrecision] = typer.Option(None, "--precision", help="graph precision to serve (default: int8)"),
+    cpu_int8: Optional[CpuInt8] = typer.Option(None, "--cpu-int8", help="auto: FP32 on a CPU whose ONNX Runtime "
+                                               "int8 kernels are not exact (x86 without VNNI) (default: auto)"),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="also append every prediction to this JSON Lines file"),
     realtime: Optional[bool] = typer.Option(None, "--realtime/--fast",
                                             help="pace file sources at their own rate, or read them as fast as possible"),
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="start file sources over at their end"),
-    log_level: str = typer.Option("info", "--log-level", help="debug | info | warning"),
+    log_level: LogLevel = typer.Option(LogLevel.info, "--log-level", help="daemon log verbosity"),
     allow_unauthenticated_remote: Optional[bool] = typer.Option(
         None, "--allow-unauthenticated-remote", help="serve a non-loopback --http address without http.token "
                                                      "(only on a network you trust)"),
 ) -> None:
-    """Run the on-device daemon: sensors, liveness, profile switching, HTTP API (DESIGN section 8)."""
+    """Run the on-device daemon: sensors, liveness, profile switching, HTTP API."""
     import logging
 
     from karmma_edge.edge_runtime.config import load_serve_config
     from karmma_edge.edge_runtime.cpu_features import serving_precision
     from karmma_edge.edge_runtime.daemon import Daemon
 
-    logging.getLogger("karmma_edge").setLevel(log_level.upper())
+    logging.getLogger("karmma_edge").setLevel(log_level.value.upper())
     host, port = _parse_http(http)
     cfg = load_serve_config(config, {
         "sources.rgb": rgb, "sources.audio": audio, "sources.realtime": realtime, "sources.loop": loop,
         "http.host": host, "http.port": port, "http.allow_unauthenticated_remote": allow_unauthenticated_remote,
-        "backend": backend, "precision": precision, "cpu_int8": cpu_int8,
+        "backend": value(backend), "precision": value(precision), "cpu_int8": value(cpu_int8),
         "jsonl": str(jsonl) if jsonl else None})
     import onnxruntime
 
