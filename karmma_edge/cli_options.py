@@ -7,21 +7,20 @@ runs; a command passes `.value` on, so the code below the CLI keeps taking plain
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
+from typing import Iterable, Optional
 
 import typer
 
-
-class Precision(str, Enum):
-    int8 = "int8"
-    fp16 = "fp16"
-    fp32 = "fp32"
+from karmma_edge.targets import BACKENDS, PRECISIONS
 
 
-class Backend(str, Enum):
-    onnxruntime = "onnxruntime"
-    tensorrt = "tensorrt"
-    torch_tensorrt = "torch-tensorrt"
+def choice_enum(name: str, values: Iterable[str]) -> type[Enum]:
+    """A str enum of values defined elsewhere, so their one home stays the only list."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
+
+
+Precision = choice_enum("Precision", PRECISIONS)
+Backend = choice_enum("Backend", BACKENDS)
 
 
 class DataFormat(str, Enum):

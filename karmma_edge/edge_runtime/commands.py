@@ -9,22 +9,21 @@ from typing import Optional, get_args
 import typer
 
 from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, FORMAT_HELP, PROFILES_HELP, RUN_HELP, THREADS_HELP,
-                                     DataFormat, LogLevel, Precision, choices, value)
+                                     DataFormat, LogLevel, Precision, choice_enum, choices, value)
 from karmma_edge.edge_runtime.backends import BACKENDS
 from karmma_edge.edge_runtime.config import ServeConfig
 from karmma_edge.errors import ConfigError
 from karmma_edge.presets import resolve_config
 
 
-def _choices(name: str, field: str) -> type[Enum]:
-    """An enum of a ServeConfig field's allowed values, so --help lists what the config file takes."""
-    allowed = get_args(ServeConfig.model_fields[field].annotation)
-    return Enum(name, {v: v for v in allowed}, type=str)
+def _config_choices(name: str, field: str) -> type[Enum]:
+    """The values a ServeConfig field allows, so --help lists what the config file takes."""
+    return choice_enum(name, get_args(ServeConfig.model_fields[field].annotation))
 
 
-ServeBackend = _choices("ServeBackend", "backend")
-ServePrecision = _choices("ServePrecision", "precision")
-CpuInt8 = _choices("CpuInt8", "cpu_int8")
+ServeBackend = _config_choices("ServeBackend", "backend")
+ServePrecision = _config_choices("ServePrecision", "precision")
+CpuInt8 = _config_choices("CpuInt8", "cpu_int8")
 
 
 def bench(
