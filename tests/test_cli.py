@@ -81,6 +81,14 @@ def test_build_for_an_existing_bundle_refuses_new_bundle_options(tmp_path):
     assert "--max-drop" in r.stderr and "--run" in r.stderr
 
 
+def test_torch_tensorrt_build_refuses_gate_options(tmp_path):
+    r = karmma("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), "--backend", "torch-tensorrt",
+               "--calibration-method", "entropy")
+    assert r.returncode == 2
+    assert "--calibration-method" in r.stderr and "torch-tensorrt" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_bench_refuses_fp16_with_onnxruntime_only(tmp_path):
     r = karmma("bench", "--bundle", str(tmp_path), "--out", str(tmp_path / "r"),
                "--backends", "onnxruntime", "--precisions", "fp16,int8")

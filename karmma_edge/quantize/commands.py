@@ -12,6 +12,8 @@ from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, DLA_CORE_HELP, ENGI
                                      RUN_HELP, THREADS_HELP, Backend, CalibrationMethod, Precision, deprecated,
                                      prefer, value)
 from karmma_edge.errors import KarmmaError
+from karmma_edge.profiles import expand_profiles
+from karmma_edge.quantize.build import BuildOptions
 
 def build(
     run: Optional[Path] = typer.Option(None, "--run", help=f"{RUN_HELP}: build a new bundle from it"),
@@ -40,8 +42,6 @@ def build(
 ) -> None:
     """Export, calibrate and quantize one graph per profile into a bundle (--run); or compile TensorRT engines
     for an existing bundle (--bundle)."""
-    from karmma_edge.profiles import expand_profiles
-
     profile = prefer(profiles, profile_old, "--profile", "--profiles", default="all")
     names = expand_profiles(profile)                          # a bad name fails before any work
     engine = EngineOptions(backend.value, value(precision) or "int8", dla_core, engine_cache, max_batch,
@@ -50,9 +50,14 @@ def build(
     if (run is None) == (bundle is None):
         raise KarmmaError("give either --run RUN --out BUNDLE (a new bundle) or --bundle BUNDLE "
                           "(engines for an existing one)")
+    gate_options = dict(data=data, max_drop=max_drop, calibration_method=calibration_method,
+                        calibration_size=calibration_size, threads=threads)
     if bundle is not None:
-        _refuse_with_bundle(out=out, data=data, max_drop=max_drop, calibration_method=calibration_method,
-                            calibration_size=calibration_size, threads=threads)
+        _refuse("shapes a new bundle and does nothing with --bundle",
+                "or build a new bundle with --run RUN --out BUNDLE", out=out, **gate_options)
+    elif backend is Backend.torch_tensorrt:
+        _refuse("feeds the INT8 accuracy gate, which a torch-tensorrt build does not run",
+                "or build a bundle with --backend onnxruntime or tensorrt", **gate_options)
     if backend is Backend.tensorrt and not print_trtexec:
         from karmma_edge.quantize.tensorrt_build import require_tensorrt
 
@@ -62,21 +67,30 @@ def build(
         if not print_trtexec and backend is not Backend.tensorrt:
             raise KarmmaError("--bundle builds engines: add --backend tensorrt (ONNX Runtime needs no engine build)")
         _engines(bundle, chosen, engine)
-        return
+    else:
+        _from_run(run, out, profile, engine, BuildOptions(
+            run=run, out=out, profiles=profile, data=data, calibration_method=value(calibration_method),
+            max_drop=1.0 if max_drop is None else max_drop,
+            calibration_size=64 if calibration_size is None else calibration_size,
+            threads=2 if threads is None else threads))
+
+
+def _from_run(run: Path, out: Path | None, profile: str, engine: EngineOptions, opts: BuildOptions) -> None:
+    """A new bundle from a training run (then its engines, for TensorRT), or a torch-tensorrt module."""
     if out is None:
         raise KarmmaError("--out BUNDLE is required with --run")
     if not run.is_dir():
         raise KarmmaError(f"--run {run}: no such run directory; train one with "
                           "`karmma-edge train student --config FILE --out RUN`")
-    if backend is Backend.torch_tensorrt:
+    chosen = None if profile == "all" else expand_profiles(profile)
+    if engine.backend == "torch-tensorrt":
         from karmma_edge.quantize.torch_tensorrt_build import compile_run
 
         for line in compile_run(run, chosen, engine.precision, out):
             typer.echo(line)
         return
-    _new_bundle(run, out, profile, data, value(calibration_method), 1.0 if max_drop is None else max_drop,
-                64 if calibration_size is None else calibration_size, 2 if threads is None else threads)
-    if backend is Backend.tensorrt or print_trtexec:
+    _new_bundle(opts)
+    if engine.backend == "tensorrt" or engine.print_trtexec:
         _engines(out, chosen, engine)
 
 
@@ -111,26 +125,23 @@ class EngineOptions:
             raise KarmmaError("--dla-core runs only int8 or fp16: use --precision int8, or drop --dla-core")
 
 
-def _refuse_with_bundle(**given) -> None:
-    """Options that shape a new bundle do nothing when --bundle names an existing one."""
+def _refuse(why: str, fix: str, **given) -> None:
+    """Exit 2 on the first of `given` options the user set, saying why it would do nothing."""
     for name, v in given.items():
         if v is not None:
             option = "--" + name.replace("_", "-")
-            raise KarmmaError(f"{option} shapes a new bundle and does nothing with --bundle: drop {option}, "
-                              "or build a new bundle with --run RUN --out BUNDLE")
+            raise KarmmaError(f"{option} {why}: drop {option}, {fix}")
 
 
-def _new_bundle(run: Path, out: Path, profile: str, data: Path | None, calibration_method: str | None,
-                max_drop: float, calibration_size: int, threads: int) -> None:
-    if calibration_size < 1:
-        raise KarmmaError(f"--calibration-size must be at least 1, got {calibration_size}")
-    if max_drop < 0:
-        raise KarmmaError(f"--max-drop must be >= 0 points, got {max_drop}")
-    from karmma_edge.quantize.build import BuildOptions, build_bundle
+def _new_bundle(opts: BuildOptions) -> None:
+    if opts.calibration_size < 1:
+        raise KarmmaError(f"--calibration-size must be at least 1, got {opts.calibration_size}")
+    if opts.max_drop < 0:
+        raise KarmmaError(f"--max-drop must be >= 0 points, got {opts.max_drop}")
+    from karmma_edge.quantize.build import build_bundle
 
-    manifest = build_bundle(BuildOptions(run=run, out=out, profiles=profile, data=data,
-                                         calibration_method=calibration_method, max_drop=max_drop,
-                                         calibration_size=calibration_size, threads=threads))
+    out = opts.out
+    manifest = build_bundle(opts)
     for name, entry in manifest.profiles.items():
         acc = entry.accuracy
         typer.echo(f"{name:15s} FP32 {acc['fp32'].action_top1:5.1f}  INT8 {acc['int8'].action_top1:5.1f}  "
