@@ -28,13 +28,6 @@ class DataFormat(str, Enum):
     ssv2 = "ssv2"
 
 
-class SynthPreset(str, Enum):
-    tiny = "tiny"
-    demo = "demo"
-    full = "full"
-    scale = "scale"
-
-
 class Layout(str, Enum):
     folders = "folders"
     tar = "tar"
@@ -44,13 +37,6 @@ class CalibrationMethod(str, Enum):
     minmax = "minmax"
     entropy = "entropy"
     percentile = "percentile"
-
-
-class ReproducePreset(str, Enum):
-    smoke = "smoke"
-    smoke_ssv2 = "smoke-ssv2"
-    demo = "demo"
-    full = "full"
 
 
 class LogLevel(str, Enum):

@@ -7,7 +7,10 @@ from typing import Optional
 
 import typer
 
-from karmma_edge.cli_options import DATA_HELP, DataFormat, Layout, SynthPreset, deprecated, prefer
+from karmma_edge.cli_options import DATA_HELP, DataFormat, Layout, choice_enum, deprecated, prefer
+from karmma_edge.data.synth.presets import PRESETS
+
+SynthPreset = choice_enum("SynthPreset", PRESETS)
 
 app = typer.Typer(help="Datasets: make the synthetic benchmark, inspect a segment, check a tree.", no_args_is_help=True)
 

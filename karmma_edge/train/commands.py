@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from karmma_edge.cli_options import DATA_HELP, ReproducePreset
+from karmma_edge.cli_options import DATA_HELP, choice_enum
 from karmma_edge.presets import resolve_config
+from karmma_edge.train.reproduce import PRESETS
 
 app = typer.Typer(no_args_is_help=True, help="Train extractors, the teacher or the student.")
 
@@ -18,6 +19,7 @@ CONFIG = typer.Option(..., "--config", help="YAML training config: a file, or a 
 OUT = typer.Option(..., "--out", help="run directory to write (an unfinished one resumes)")
 DATA = typer.Option(None, "--data", help=f"{DATA_HELP} (overrides the config's `data`)")
 SEED = typer.Option(None, "--seed", help="seed (overrides the config's `seed`)")
+ReproducePreset = choice_enum("ReproducePreset", PRESETS)
 
 
 @app.command("extractors")
