@@ -1,4 +1,4 @@
-"""The `karmma-edge` command line (DESIGN section 9): one typer app assembled from each area's commands.
+"""The `karmma-edge` command line: one typer app assembled from each area's commands.
 
 Each area's commands module imports its heavy dependencies inside the command, so `--help` and the
 device-side commands start without torch. A user error is a KarmmaError, caught once here: its
@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from karmma_edge import __version__
 from karmma_edge.data import commands as data_commands
 from karmma_edge.edge_runtime import commands as runtime_commands
 from karmma_edge.edge_runtime import device_check
@@ -27,6 +29,18 @@ train_commands.register(app)
 quantize_commands.register(app)
 runtime_commands.register(app)
 device_check.register(app)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"karmma-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_print_version, is_eager=True,
+                                                  help="print the version and exit")) -> None:
+    """Build, benchmark and serve a missing-modality-robust action recogniser on edge devices."""
 
 
 @app.command()

@@ -7,9 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from karmma_edge.errors import KarmmaError
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from karmma_edge.presets import resolve_config
 
 
 def run_demo(out: Path, preset: str = "demo", config: str = "student-demo.yaml") -> None:
@@ -21,9 +19,7 @@ def run_demo(out: Path, preset: str = "demo", config: str = "student-demo.yaml")
 
     console = Console()
     out = Path(out)
-    config_path = CONFIGS / config
-    if not config_path.is_file():
-        raise KarmmaError(f"{config_path} is missing: run the demo from a clone of the repository")
+    config_path = resolve_config(config)
     data, run, bundle, bench = out / "data", out / "runs" / "student", out / "bundle", out / "bench"
     start = time.time()
 

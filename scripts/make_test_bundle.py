@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from karmma_edge.data import synthesize
+from karmma_edge.presets import CONFIG_DIR
 from karmma_edge.quantize.build import BuildOptions, build_bundle
 from karmma_edge.train.config import load_config
 from karmma_edge.train.loop import train_student
@@ -14,7 +15,7 @@ from karmma_edge.train.loop import train_student
 
 def main(out: Path) -> None:
     data = synthesize(out / "data", preset="tiny", seed=0, progress=False)
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "student-tiny.yaml", data=data)
+    cfg = load_config(CONFIG_DIR / "student-tiny.yaml", data=data)
     train_student(cfg, out / "run", progress=False)
     build_bundle(BuildOptions(run=out / "run", out=out / "bundle", calibration_size=16), progress=False)
 

@@ -2,7 +2,7 @@
 e.g. DataLoader workers), sampled every 0.2 s: the sum of RSS, and the sum of USS (memory unique to
 each process, so pages shared after fork are not counted twice).
 
-    .venv/bin/python scripts/peak_memory.py -- karmma-edge train student --config configs/student-scale.yaml ...
+    .venv/bin/python scripts/peak_memory.py -- karmma-edge train student --config student-scale ...
 """
 
 from __future__ import annotations

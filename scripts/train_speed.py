@@ -1,6 +1,6 @@
 """Training throughput of a student config: clips/s of the whole `train student` stage.
 
-    .venv/bin/python scripts/train_speed.py --data karmma-demo/data --config configs/student-demo.yaml \
+    .venv/bin/python scripts/train_speed.py --data karmma-demo/data --config karmma_edge/configs/student-demo.yaml \
         --epochs 3 --out /tmp/speed
 
 Runs the config twice into fresh run directories sharing one cache: the first pays for decoding

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from karmma_edge.presets import CONFIG_DIR
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -23,7 +25,7 @@ def tiny_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     from karmma_edge.train.loop import train_student
 
     out = tmp_path_factory.mktemp("runs") / "student"
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "student-tiny.yaml", data=tiny_dataset)
+    cfg = load_config(CONFIG_DIR / "student-tiny.yaml", data=tiny_dataset)
     train_student(cfg, out, progress=False)
     return out
 

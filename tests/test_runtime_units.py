@@ -21,6 +21,7 @@ from karmma_edge.edge_runtime.sources import parse_source
 from karmma_edge.edge_runtime.wav import load_wav
 from karmma_edge.edge_runtime.windows import PendingWindows, Window
 from karmma_edge.errors import ConfigError
+from karmma_edge.presets import CONFIG_DIR
 from test_runtime_media import write_wav
 
 TH = LivenessThresholds(stall_timeout_s=1.0, recover_s=0.3,
@@ -183,7 +184,7 @@ def test_edge_runtime_never_imports_torch() -> None:
 
 
 def test_example_serve_configs_are_valid() -> None:
-    for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("serve-*.yaml")):
+    for path in sorted(CONFIG_DIR.glob("serve-*.yaml")):
         load_serve_config(path)
 
 

@@ -15,9 +15,10 @@ torch = pytest.importorskip("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from karmma_edge.cli import app  # noqa: E402
+from karmma_edge.presets import CONFIG_DIR  # noqa: E402
 from karmma_edge.profiles import all_profiles  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = CONFIG_DIR
 P_KEYS = [f"{0.1 * i:.1f}" for i in range(10)]
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from karmma_edge.profiles import MODALITIES  # noqa: E402
+from karmma_edge.presets import CONFIG_DIR  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = CONFIG_DIR
 
 
 def inputs_for(student, batch=3, seed=0):

@@ -239,23 +239,69 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from karmma_edge.data.arrays import load_split
-    from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.bench_compare import compare
-    from karmma_edge.edge_runtime.bench_plots import write_plots
-    from karmma_edge.edge_runtime.bench_report import write_report
-    from karmma_edge.edge_runtime.deployed_curve import deployed_curve
-    from karmma_edge.edge_runtime.machine import describe_machine
 
     opts = opts or BenchOptions()
     opts.check()
+    plan = _plan(Path(bundle_dir), data, opts)
+    bundle, chosen = plan.bundle, plan.chosen
+    old = load_results(opts.compare) if opts.compare else None
+    results = _empty_results(plan, opts)
+    engine_sets = [(b, p) for b in opts.backends for p in opts.precisions]
+    per_engine = 1 + len(opts.batches)
+    total = 1 + (len(engine_sets) + plan.torch_ok) * len(chosen) * per_engine + 3
+    with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=not opts.progress) as bar:
+        task = bar.add_task("decoding held-out clips", total=total)
+        held_out = None
+        if plan.data is not None:
+            held_out = load_split(plan.data, bundle.manifest.eval_split, bundle.manifest.spec, plan.fmt,
+                                  progress=False)
+            results.data = {"root": str(plan.data), "split": bundle.manifest.eval_split, "clips": len(held_out)}
+        bar.advance(task)
+        bench = _Bench(bundle, held_out, opts, chosen, results, bar, task)
+        if bench.monitor.gpu_note:
+            results.notes.append(bench.monitor.gpu_note)
+        _time_engines(bench, engine_sets, plan.torch_ok)
+
+        bench.step("deployed curve")
+        if held_out is not None:
+            results.curve = _deployed_curve(bench, plan.torch_ok)
+        bar.advance(task)
+
+        bench.step("profile switch latency")
+        if len(chosen) > 1:
+            results.switching = _switching(bundle, chosen, opts)
+        else:
+            results.notes.append("one profile benched: no switch latency")
+        bar.advance(task)
+
+        bench.step("writing report and plots")
+        bench.monitor.close()
+        _write(Path(out), results, bundle, old, opts)
+        bar.advance(task)
+    return results
+
+
+@dataclass
+class _Plan:
+    """What a bench run measures, settled before any engine opens."""
+
+    bundle: Bundle
+    chosen: list[str]
+    data: Path | None
+    fmt: str
+    torch_ok: bool
+    notes: list[str]
+
+
+def _plan(bundle_dir: Path, data: Path | None, opts: BenchOptions) -> _Plan:
+    """The bundle, profiles, held-out data and torch rows a bench run can measure, with notes on what it cannot."""
     bundle = Bundle(bundle_dir)
-    spec = bundle.manifest.spec
-    chosen = expand_profiles(opts.profiles, spec.modalities)
+    chosen = expand_profiles(opts.profiles, bundle.manifest.spec.modalities)
     missing = [p for p in chosen if p not in bundle.profiles]
     if missing:
         raise KarmmaError(f"--profiles: bundle {bundle_dir} has no profile {missing[0]!r}; it has: "
                           f"{', '.join(bundle.profiles)}")
-    old = load_results(opts.compare) if opts.compare else None
     notes: list[str] = []
     run_info = _run_info(opts.run) if opts.run else None
     if run_info:
@@ -277,82 +323,79 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
         notes.append("no --run: no torch eager rows and no student curve (pass the training run to get them)")
     elif not torch_ok:
         notes.append("torch is not installed here: no torch eager rows and no student curve")
+    return _Plan(bundle, chosen, data, fmt, torch_ok, notes)
 
-    results = BenchResults(
+
+def _empty_results(plan: _Plan, opts: BenchOptions) -> BenchResults:
+    from karmma_edge.edge_runtime.machine import describe_machine
+
+    bundle = plan.bundle
+    return BenchResults(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=opts.command,
         machine=describe_machine(),
         bundle={"path": str(bundle.root), "model_id": bundle.manifest.model_id, "profiles": bundle.profiles},
-        data=None, notes=notes,
-        settings={"profiles": chosen, "backends": list(opts.backends), "precisions": list(opts.precisions),
+        data=None, notes=plan.notes,
+        settings={"profiles": plan.chosen, "backends": list(opts.backends), "precisions": list(opts.precisions),
                   "batches": list(opts.batches), "runs": opts.runs, "warmup": opts.warmup, "threads": opts.threads,
                   "run": str(opts.run) if opts.run else None, "onnxruntime_spin": True})
-    engine_sets = [(b, p) for b in opts.backends for p in opts.precisions]
-    per_engine = 1 + len(opts.batches)
-    total = 1 + (len(engine_sets) + torch_ok) * len(chosen) * per_engine + 3
-    with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  disable=not opts.progress) as bar:
-        task = bar.add_task("decoding held-out clips", total=total)
-        held_out = None
-        if data is not None:
-            held_out = load_split(data, bundle.manifest.eval_split, spec, fmt, progress=False)
-            results.data = {"root": str(data), "split": bundle.manifest.eval_split, "clips": len(held_out)}
-        bar.advance(task)
-        bench = _Bench(bundle, held_out, opts, chosen, results, bar, task)
-        if bench.monitor.gpu_note:
-            notes.append(bench.monitor.gpu_note)
 
-        for backend, precision in engine_sets:
-            engines = bench.engines(backend, precision)
-            if engines is None:
-                bar.advance(task, len(chosen) * per_engine)
-                continue
-            for profile, engine in engines.items():
-                bench.measure(engine, profile, precision)
-        if torch_ok:
-            from karmma_edge.edge_runtime.bench_torch import TorchEagerEngine
 
-            for profile in chosen:
-                bench.measure(TorchEagerEngine(opts.run, profile, opts.threads), profile, "fp32")
+def _time_engines(bench: _Bench, engine_sets: list[tuple[str, str]], torch_ok: bool) -> None:
+    """Latency and accuracy rows for every backend and precision asked for, then torch eager's."""
+    opts, chosen = bench.opts, bench.chosen
+    for backend, precision in engine_sets:
+        engines = bench.engines(backend, precision)
+        if engines is None:
+            bench.bar.advance(bench.task, len(chosen) * (1 + len(opts.batches)))
+            continue
+        for profile, engine in engines.items():
+            bench.measure(engine, profile, precision)
+    if torch_ok:
+        from karmma_edge.edge_runtime.bench_torch import TorchEagerEngine
 
-        bench.step("deployed curve")
-        if held_out is not None:
-            # The deployed system holds every profile of the bundle, whichever ones were timed; its INT8
-            # graphs as written, as on the device, whatever this host's int8 kernels do.
-            engine_logits = bench.logits_for(
-                lambda p: create_engine("onnxruntime", bundle.artifact(p, "int8"), threads=opts.threads,
-                                        qdq_reference=True),
-                QDQ_GRAPH, bundle.profiles, "int8")
-            student_logits = None
-            if torch_ok:
-                try:
-                    student_logits = bench.logits_for(lambda p: TorchEagerEngine(opts.run, p, opts.threads),
-                                                      TORCH, all_profiles(spec.modalities), "fp32")
-                except KarmmaError as e:  # the same failure already skipped the torch rows
-                    notes.append(f"no student curve: {e}")
-            results.curve = deployed_curve(engine_logits, held_out.verb, held_out.noun, tuple(spec.modalities),
-                                           student_logits)
-        bar.advance(task)
+        for profile in chosen:
+            bench.measure(TorchEagerEngine(opts.run, profile, opts.threads), profile, "fp32")
 
-        bench.step("profile switch latency")
-        if len(chosen) > 1:
-            results.switching = _switching(bundle, chosen, opts)
-        else:
-            notes.append("one profile benched: no switch latency")
-        bar.advance(task)
 
-        bench.step("writing report and plots")
-        bench.monitor.close()
-        order = {p: i for i, p in enumerate(bundle.profiles)}
-        results.latency.sort(key=lambda r: (order[r.profile], r.backend, r.precision, r.batch))
-        results.accuracy.sort(key=lambda r: (order[r.profile], r.backend, r.precision))
-        if old is not None:
-            results.comparison = compare(old, results, str(opts.compare))
-        out = Path(out)
-        write_results(out, results)
-        plots = write_plots(out, results)
-        write_report(out, results, plots)
-        bar.advance(task)
-    return results
+def _deployed_curve(bench: _Bench, torch_ok: bool):
+    """The drop-probability curve of the deployed INT8 system, beside the torch student's when torch is here."""
+    from karmma_edge.edge_runtime.backends import create_engine
+    from karmma_edge.edge_runtime.deployed_curve import deployed_curve
+
+    bundle, opts, held_out = bench.bundle, bench.opts, bench.held_out
+    spec = bundle.manifest.spec
+    # The deployed system holds every profile of the bundle, whichever ones were timed; its INT8
+    # graphs as written, as on the device, whatever this host's int8 kernels do.
+    engine_logits = bench.logits_for(
+        lambda p: create_engine("onnxruntime", bundle.artifact(p, "int8"), threads=opts.threads,
+                                qdq_reference=True),
+        QDQ_GRAPH, bundle.profiles, "int8")
+    student_logits = None
+    if torch_ok:
+        from karmma_edge.edge_runtime.bench_torch import TorchEagerEngine
+
+        try:
+            student_logits = bench.logits_for(lambda p: TorchEagerEngine(opts.run, p, opts.threads),
+                                              TORCH, all_profiles(spec.modalities), "fp32")
+        except KarmmaError as e:  # the same failure already skipped the torch rows
+            bench.results.notes.append(f"no student curve: {e}")
+    return deployed_curve(engine_logits, held_out.verb, held_out.noun, tuple(spec.modalities), student_logits)
+
+
+def _write(out: Path, results: BenchResults, bundle: Bundle, old: BenchResults | None, opts: BenchOptions) -> None:
+    """Rows in the bundle's profile order, the comparison with an earlier run, then results, plots and report."""
+    from karmma_edge.edge_runtime.bench_compare import compare
+    from karmma_edge.edge_runtime.bench_plots import write_plots
+    from karmma_edge.edge_runtime.bench_report import write_report
+
+    order = {p: i for i, p in enumerate(bundle.profiles)}
+    results.latency.sort(key=lambda r: (order[r.profile], r.backend, r.precision, r.batch))
+    results.accuracy.sort(key=lambda r: (order[r.profile], r.backend, r.precision))
+    if old is not None:
+        results.comparison = compare(old, results, str(opts.compare))
+    write_results(out, results)
+    plots = write_plots(out, results)
+    write_report(out, results, plots)
 
 
 def _switching(bundle: Bundle, chosen: list[str], opts: BenchOptions) -> Switching:

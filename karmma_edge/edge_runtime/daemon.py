@@ -76,30 +76,45 @@ class Daemon:
         self.run_id = uuid.uuid4().hex[:12]
 
         self.bundle = Bundle(bundle_dir)
-        spec = self.spec = self.bundle.manifest.spec
+        self.spec = self.bundle.manifest.spec
         self.sources = {"rgb": parse_source(cfg.sources.rgb, "rgb"), "audio": parse_source(cfg.sources.audio, "audio")}
         self.sources["flow"] = self.sources["rgb"]
+        sensors = self._sensors()
+        self.monitor = LivenessMonitor(sensors, cfg.liveness.thresholds())
+        self._muted: set[str] = set()
+        window_s = cfg.inference.window_s or self.spec.audio_seconds
+        self.threads: list[threading.Thread] = []
+        self._open_sensors(sensors, window_s)
+        self._open_pipeline(window_s)
+        try:
+            self.server = ApiServer(cfg.http, self)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {cfg.http.host}:{cfg.http.port} ({e.strerror or e}); "
+                              "choose another address with --http HOST:PORT") from None
+
+    def _sensors(self) -> list[str]:
+        """The sensors both the model takes and the sources give; refuses a daemon that would have none."""
+        spec = self.spec
         has_camera = self.sources["rgb"].kind != "none" and ({"rgb", "flow"} & set(spec.modalities))
         has_mic = self.sources["audio"].kind != "none" and "audio" in spec.modalities
         if not has_camera and not has_mic:
             raise ConfigError(f"no usable source: this model takes {'+'.join(spec.modalities)}; give --rgb "
                               "and/or --audio (e.g. --rgb cam:0 --audio mic:default)")
-        sensors = (["rgb"] + (["flow"] if "flow" in spec.modalities else []) if has_camera else []) + \
-                  (["audio"] if has_mic else [])
-        self.monitor = LivenessMonitor(sensors, cfg.liveness.thresholds())
-        self._muted: set[str] = set()
+        return (["rgb"] + (["flow"] if "flow" in spec.modalities else []) if has_camera else []) + \
+               (["audio"] if has_mic else [])
 
-        window_s = cfg.inference.window_s or spec.audio_seconds
+    def _open_sensors(self, sensors: list[str], window_s: float) -> None:
+        """Rings sized for the window, the camera (with its flow worker) and the microphone or WAV file."""
+        cfg, spec = self.cfg, self.spec
         ring_frames = math.ceil(window_s * MAX_CAMERA_FPS) + 8
         self.frame_rings = {"rgb": FrameRing(ring_frames), "flow": FrameRing(ring_frames)}
         self.audio_ring = AudioRing(spec.audio_samples)
-        self.threads: list[threading.Thread] = []
         self.camera: CameraSensor | None = None
         self.audio: SensorThread | None = None
         content = cfg.liveness.content()
         timeouts = SourceTimeouts(cfg.sources.retry_min_s, cfg.sources.retry_max_s, cfg.sources.open_timeout_s,
                                   cfg.sources.read_timeout_s, cfg.sources.probe_s)
-        if has_camera:
+        if "rgb" in sensors:
             flow = None
             if "flow" in sensors:
                 bound = float(self.bundle.manifest.input_spec.get("flow_bound_px", cfg.flow.bound_px))
@@ -112,7 +127,7 @@ class Daemon:
             self.threads += [self.camera] + ([flow] if flow else [])
         camera = self.camera
         self.thumbnail = Thumbnail(lambda: camera.latest_rgb if camera is not None else None, self.clock)
-        if has_mic:
+        if "audio" in sensors:
             src = self.sources["audio"]
             if src.kind == "file":
                 self.audio = WavFileSensor(src, spec.sample_rate, self.audio_ring, self.monitor, self.clock,
@@ -124,12 +139,15 @@ class Daemon:
                                        stall_s=max(2.0, 2 * cfg.liveness.stall_timeout_s))
             self.threads.append(self.audio)
 
+    def _open_pipeline(self, window_s: float) -> None:
+        """Engines, the profile selector, windows in and predictions out (SSE hub, JSON Lines sink)."""
+        cfg = self.cfg
         self.engines = open_engines(self.bundle, cfg)
         self.selector = ProfileSelector(self.bundle.profiles, upgrade_hold_s=cfg.selector.upgrade_hold_s)
         self.pending = PendingWindows(cfg.inference.queue_size)
         self.hub = EventHub(on_drop=self.metrics.sse_dropped.inc)
         self.sink = JsonLinesSink(cfg.jsonl, on_lost=self.metrics.jsonl_lost.inc) if cfg.jsonl else None
-        assembler = WindowAssembler(spec, window_s, self.frame_rings, self.audio_ring)
+        assembler = WindowAssembler(self.spec, window_s, self.frame_rings, self.audio_ring)
         self.scheduler = WindowScheduler(self.monitor, self.selector, assembler, self.pending, self.metrics,
                                          self.clock, cfg.inference.stride_s, self.stop_event)
         self.worker = InferenceWorker(self.engines, self.bundle.manifest.classes, self.pending, self.hub, self.sink,
@@ -139,11 +157,6 @@ class Daemon:
         self.seq_base = (self.sink.last_seq or 0) if self.sink is not None else 0
         self.scheduler.seq = self.seq_base
         self.threads += [self.scheduler, self.worker]
-        try:
-            self.server = ApiServer(cfg.http, self)
-        except OSError as e:
-            raise ConfigError(f"cannot listen on {cfg.http.host}:{cfg.http.port} ({e.strerror or e}); "
-                              "choose another address with --http HOST:PORT") from None
 
     @property
     def address(self) -> str:

@@ -22,6 +22,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
+from karmma_edge.cli_options import BUNDLE_HELP, DATA_HELP, DLA_CORE_HELP, ENGINE_CACHE_HELP, DataFormat, Precision
+
 TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec",)   # where JetPack puts it, off PATH
 SYS_CLOCKS = {
     "gpu_devfreq": "/sys/class/devfreq/*/cur_freq",                    # GPU (and NVDLA/EMC where exposed), Hz
@@ -225,19 +227,19 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def device_check(
-    bundle: Path = typer.Option(..., "--bundle", help="bundle directory (from `build`)"),
+    bundle: Path = typer.Option(..., "--bundle", help=BUNDLE_HELP),
     out: Path = typer.Option(..., "--out", help="report directory: report.json and report.md (replaced)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="dataset root with the held-out split (for the "
+    data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} with the held-out split (for the "
                                         "TensorRT vs ONNX Runtime comparison)"),
-    fmt: str = typer.Option("epic100", "--format", help="dataset format: epic100 | ssv2"),
-    precision: str = typer.Option("int8", "--precision", help="int8, fp16 (TensorRT 10 only) or fp32"),
-    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="build and run on this DLA core"),
+    fmt: DataFormat = typer.Option(DataFormat.epic100, "--format", help="dataset format"),
+    precision: Precision = typer.Option(Precision.int8, "--precision", help="engine precision (fp16: TensorRT 10 only)"),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help=DLA_CORE_HELP),
     clips: int = typer.Option(64, "--clips", help="held-out clips compared per profile"),
     runs: int = typer.Option(100, "--runs", help="timed end-to-end runs per engine"),
-    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="TensorRT engine cache directory"),
+    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help=ENGINE_CACHE_HELP),
 ) -> None:
     """On the device: build every engine, compare it with ONNX Runtime, time it, record clocks; one report."""
-    report = run_device_check(bundle, data, out, precision, dla_core, clips, runs, fmt, engine_cache,
+    report = run_device_check(bundle, data, out, precision.value, dla_core, clips, runs, fmt.value, engine_cache,
                               progress=typer.echo)
     typer.echo(render_markdown(report))
     typer.echo(f"wrote {out}/report.json and report.md")

@@ -208,6 +208,7 @@ def _json_object(body: bytes) -> dict:
     return value
 
 
+# long: the routes are closures over `api` and `cfg`; kept together, this one function is the whole HTTP API.
 def build_app(api: RuntimeApi, cfg: HttpConfig) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse(api.health())

@@ -8,17 +8,22 @@ from typing import Optional
 
 import typer
 
+from karmma_edge.cli_options import DATA_HELP, choice_enum
+from karmma_edge.presets import resolve_config
 from karmma_edge.train.registry import EXTRACTORS, STUDENT, list_models
+from karmma_edge.train.reproduce import PRESETS
 
 app = typer.Typer(no_args_is_help=True, help=(
     "Train extractors, the teacher or the student.\n\n"
     f"A config's `model` names a registered model: students {', '.join(list_models(STUDENT))}; "
     f"extractors {', '.join(list_models(EXTRACTORS))}."))
 
-CONFIG = typer.Option(..., "--config", help="YAML training config (see configs/)")
+CONFIG = typer.Option(..., "--config", help="YAML training config: a file, or a packaged preset such as "
+                      "`student-demo` (see karmma_edge/configs/)", callback=lambda v: v and resolve_config(v))
 OUT = typer.Option(..., "--out", help="run directory to write (an unfinished one resumes)")
-DATA = typer.Option(None, "--data", help="dataset root (overrides the config's `data`)")
-SEED = typer.Option(None, "--seed")
+DATA = typer.Option(None, "--data", help=f"{DATA_HELP} (overrides the config's `data`)")
+SEED = typer.Option(None, "--seed", help="seed (overrides the config's `seed`)")
+ReproducePreset = choice_enum("ReproducePreset", PRESETS)
 
 
 @app.command("extractors")
@@ -84,11 +89,12 @@ def eval_cmd(run: Path = typer.Option(..., "--run", help="student or teacher run
         json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
-def reproduce_cmd(preset: str = typer.Option("demo", "--preset", help="smoke | smoke-ssv2 | demo | full"),
+def reproduce_cmd(preset: ReproducePreset = typer.Option(ReproducePreset.demo, "--preset", help="data and training "
+                                                          "sizes, smallest first"),
                   seed: int = typer.Option(0, "--seed", help="seeds the data and every training run"),
                   out: Path = typer.Option(..., "--out", help="directory for data, runs and results"),
                   threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads"),
-                  data: Optional[Path] = typer.Option(None, "--data", help="an existing dataset root instead of "
+                  data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} to use instead of "
                                                       "synthesizing the preset's")) -> None:
     """Data, extractors, teacher, baselines and KARMMA_S, evaluation: paper-style tables and plots."""
     import logging
@@ -96,7 +102,7 @@ def reproduce_cmd(preset: str = typer.Option("demo", "--preset", help="smoke | s
     from karmma_edge.train.reproduce import reproduce
 
     logging.getLogger("karmma_edge").setLevel(logging.INFO)
-    reproduce(preset, out, seed, threads=threads, data=data)
+    reproduce(preset.value, out, seed, threads=threads, data=data)
     typer.echo((out / "results.md").read_text())
 
 

@@ -69,6 +69,8 @@ def training_batches(cfg: Optim, split: str, spec, cache: Path, progress: bool =
     return Batches(len(dataset), cfg.batch_size, dataset, cfg.workers), dataset
 
 
+# long: one loop resumable at any epoch or step; the optimizer, scheduler, order and position it checkpoints
+# are shared by every step, and splitting it would pass all of them between the pieces.
 def fit(model: nn.Module, batches: Batches, num_modalities: int, dropout: float, loss_fn: LossFn,
         evaluate: Callable[[nn.Module], dict], cfg: Optim, out: Path, description: str,
         device: torch.device, progress: bool = True, stop_after: int | None = None,
