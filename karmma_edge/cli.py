@@ -17,7 +17,7 @@ import typer
 from karmma_edge import __version__
 from karmma_edge.data import commands as data_commands
 from karmma_edge.edge_runtime import commands as runtime_commands
-from karmma_edge.edge_runtime import device_check
+from karmma_edge.edge_runtime.measure import device_check
 from karmma_edge.errors import KarmmaError
 from karmma_edge.quantize import commands as quantize_commands
 from karmma_edge.train import commands as train_commands

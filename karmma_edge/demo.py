@@ -12,7 +12,7 @@ from karmma_edge.presets import resolve_config
 
 def run_demo(out: Path, preset: str = "demo", config: str = "student-demo.yaml") -> None:
     from karmma_edge.data import synthesize
-    from karmma_edge.edge_runtime.bench import BenchOptions, render_table, run_bench
+    from karmma_edge.edge_runtime.measure.bench import BenchOptions, render_table, run_bench
     from karmma_edge.quantize.build import BuildOptions, build_bundle
     from karmma_edge.train.config import load_config
     from karmma_edge.train.loop import train_student

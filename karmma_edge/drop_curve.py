@@ -1,5 +1,5 @@
 """The missing-modality curve's fixed design, shared by `karmma-edge eval` (train.evaluate) and the
-bench's deployed curve (edge_runtime.deployed_curve): the p values, draws per p and each draw's seed,
+bench's deployed curve (edge_runtime.measure.deployed_curve): the p values, draws per p and each draw's seed,
 so both score the same draws. No torch here."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from karmma_edge.bundle import Bundle
 from karmma_edge.data.arrays import load_split
 from karmma_edge.edge_runtime.backends import create_engine
 from karmma_edge.edge_runtime.cpu_features import int8_support
-from karmma_edge.edge_runtime.evaluate import engine_logits
+from karmma_edge.edge_runtime.measure.evaluate import engine_logits
 
 
 def right_clips(path: Path, held_out, reference: bool) -> np.ndarray:

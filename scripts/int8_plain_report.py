@@ -26,7 +26,7 @@ def main() -> None:
     from karmma_edge.calibration.sets import draw_calibration_set
     from karmma_edge.data.arrays import load_split
     from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.evaluate import engine_logits
+    from karmma_edge.edge_runtime.measure.evaluate import engine_logits
     from karmma_edge.metrics import top1
     from karmma_edge.quantize.int8 import _Reader
     from karmma_edge.train.runs import read_run_info

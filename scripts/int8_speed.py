@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.evaluate import latencies
+    from karmma_edge.edge_runtime.measure.evaluate import latencies
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:

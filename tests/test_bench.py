@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from karmma_edge.cli import app
-from karmma_edge.edge_runtime.bench_compare import compare
-from karmma_edge.edge_runtime.bench_results import (QDQ_GRAPH, SCHEMA, AccuracyRow, BenchResults, Curve,
+from karmma_edge.edge_runtime.measure.bench_compare import compare
+from karmma_edge.edge_runtime.measure.bench_results import (QDQ_GRAPH, SCHEMA, AccuracyRow, BenchResults, Curve,
                                                     LatencyRow, load_results)
 from karmma_edge.edge_runtime.cpu_features import int8_support
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from karmma_edge.drop_curve import numpy_present as _numpy_present
-from karmma_edge.edge_runtime.deployed_curve import DRAWS, P_VALUES, deployed_curve
-from karmma_edge.edge_runtime.machine import describe_machine, parse_l4t_release
-from karmma_edge.edge_runtime.resource_monitor import ResourceMonitor, parse_tegrastats
+from karmma_edge.edge_runtime.measure.deployed_curve import DRAWS, P_VALUES, deployed_curve
+from karmma_edge.edge_runtime.measure.machine import describe_machine, parse_l4t_release
+from karmma_edge.edge_runtime.measure.resource_monitor import ResourceMonitor, parse_tegrastats
 
 
 def test_numpy_draws_follow_the_eval_rule():

@@ -13,7 +13,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from karmma_edge.cli import app
-from karmma_edge.edge_runtime.device_check import agreement, parse_trtexec, sys_clocks
+from karmma_edge.edge_runtime.measure.device_check import agreement, parse_trtexec, sys_clocks
 
 # What trtexec 10 prints at the end of a run (its performance summary, abridged).
 TRTEXEC_SUMMARY = """\

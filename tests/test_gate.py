@@ -10,7 +10,7 @@ import pytest
 from karmma_edge.calibration.sets import draw_calibration_set
 from karmma_edge.data.arrays import SplitArrays, load_split
 from karmma_edge.edge_runtime.backends import create_engine
-from karmma_edge.edge_runtime.evaluate import engine_logits
+from karmma_edge.edge_runtime.measure.evaluate import engine_logits
 from karmma_edge.quantize import gate
 from karmma_edge.quantize.gate import CALIBRATIONS, Scores, gate_profile, judge_drop, mcnemar_one_sided
 

@@ -65,7 +65,7 @@ def test_the_build_scores_every_int8_graph_as_written(tiny_run, tmp_path, monkey
 def test_the_manifest_int8_accuracy_is_what_the_graph_computes(tiny_bundle, tiny_data_root):
     from karmma_edge.bundle import Bundle
     from karmma_edge.data.arrays import load_split
-    from karmma_edge.edge_runtime.evaluate import engine_logits
+    from karmma_edge.edge_runtime.measure.evaluate import engine_logits
 
     bundle = Bundle(tiny_bundle)
     held_out = load_split(tiny_data_root, bundle.manifest.eval_split, bundle.manifest.spec, progress=False)

@@ -9,7 +9,7 @@ MODULES = [
     "karmma_edge.edge_runtime",
     "karmma_edge.edge_runtime.backends.onnxruntime",
     "karmma_edge.edge_runtime.selector",
-    "karmma_edge.edge_runtime.bench",
+    "karmma_edge.edge_runtime.measure.bench",
     "karmma_edge.bundle",
     "karmma_edge.profiles",
     "karmma_edge.data",

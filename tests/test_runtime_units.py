@@ -191,7 +191,7 @@ def test_example_serve_configs_are_valid() -> None:
 def test_switch_latencies_for_bench(tiny_bundle: Path) -> None:
     from karmma_edge.bundle import Bundle
     from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.switching import switch_latencies
+    from karmma_edge.edge_runtime.measure.switching import switch_latencies
 
     bundle = Bundle(tiny_bundle)
     profiles = [p for p in ("rgb+audio", "audio") if p in bundle.profiles] or bundle.profiles[:2]

@@ -183,7 +183,7 @@ def test_dla_builds_static_shapes_and_reports_layer_placement(tmp_path, monkeypa
     # Evaluation feeds a static engine exactly its batch: 1 clip per call on this DLA plan.
     [static] = build_bundle_engines(bundle, cache_dir=tmp_path / "cache", dla_core=0, max_batch=5)
     from karmma_edge.data.arrays import SplitArrays
-    from karmma_edge.edge_runtime.evaluate import engine_logits
+    from karmma_edge.edge_runtime.measure.evaluate import engine_logits
 
     inputs = feed(12)
     arrays = SplitArrays(inputs, np.zeros(12, np.int64), np.zeros(12, np.int64), [str(i) for i in range(12)],

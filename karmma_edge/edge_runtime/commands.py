@@ -49,8 +49,8 @@ def bench(
     """Latency, resources and accuracy per profile, backend and precision; the deployed curve; a report."""
     from rich.console import Console
 
-    from karmma_edge.edge_runtime.bench import BenchOptions, parse_batches, parse_list, render_table, run_bench
-    from karmma_edge.edge_runtime.bench_report import skipped_lines
+    from karmma_edge.edge_runtime.measure.bench import BenchOptions, parse_batches, parse_list, render_table, run_bench
+    from karmma_edge.edge_runtime.measure.bench_report import skipped_lines
 
     chosen_backends = parse_list(backends, "--backends")
     if precisions is None:

@@ -111,7 +111,7 @@ def _build_profile(inputs: _Inputs, profile: str, root: Path, opts: BuildOptions
     when the gate failed, why."""
     from karmma_edge.edge_runtime.backends import create_engine
     from karmma_edge.edge_runtime.backends.onnxruntime import QDQ_REFERENCE
-    from karmma_edge.edge_runtime.evaluate import engine_logits
+    from karmma_edge.edge_runtime.measure.evaluate import engine_logits
     from karmma_edge.quantize.export import export_profile, parity
     from karmma_edge.quantize.gate import Scores, gate_profile
     from karmma_edge.quantize.trt_rules import check_model, require_conformant

@@ -20,7 +20,7 @@ from importlib.util import find_spec
 import numpy as np
 
 from karmma_edge.drop_curve import DRAWS, P_VALUES, draw_seed, numpy_present
-from karmma_edge.edge_runtime.bench_results import Curve
+from karmma_edge.edge_runtime.measure.bench_results import Curve
 from karmma_edge.edge_runtime.selector import ProfileSelector
 from karmma_edge.profiles import profile_name
 

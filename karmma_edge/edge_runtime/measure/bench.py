@@ -20,10 +20,10 @@ import numpy as np
 from karmma_edge.bundle import Bundle, sha256_file
 from karmma_edge.data.arrays import SplitArrays
 from karmma_edge.edge_runtime.backends import BACKENDS, Engine
-from karmma_edge.edge_runtime.bench_results import (QDQ_GRAPH, AccuracyRow, BenchResults, LatencyRow, Skip,
+from karmma_edge.edge_runtime.measure.bench_results import (QDQ_GRAPH, AccuracyRow, BenchResults, LatencyRow, Skip,
                                                     Switching, load_results, write_results)
 from karmma_edge.edge_runtime.cpu_features import int8_support
-from karmma_edge.edge_runtime.resource_monitor import ResourceMonitor
+from karmma_edge.edge_runtime.measure.resource_monitor import ResourceMonitor
 from karmma_edge.errors import KarmmaError
 from karmma_edge.profiles import all_profiles, expand_profiles
 from karmma_edge.targets import PRECISIONS
@@ -184,7 +184,7 @@ class _Bench:
             engine.deactivate()
 
     def _score(self, engine: Engine, profile: str, precision: str) -> None:
-        from karmma_edge.edge_runtime.evaluate import engine_logits
+        from karmma_edge.edge_runtime.measure.evaluate import engine_logits
         from karmma_edge.metrics import top1
 
         v, n = engine_logits(engine, self.held_out)
@@ -197,7 +197,7 @@ class _Bench:
     def _score_qdq_graph(self, profile: str) -> None:
         """The INT8 graph as written: host-independent, unlike the fast path scored beside it."""
         from karmma_edge.edge_runtime.backends import create_engine
-        from karmma_edge.edge_runtime.evaluate import engine_logits
+        from karmma_edge.edge_runtime.measure.evaluate import engine_logits
         from karmma_edge.metrics import top1
 
         with create_engine("onnxruntime", self.bundle.artifact(profile, "int8"), threads=self.opts.threads,
@@ -208,7 +208,7 @@ class _Bench:
                                                  **top1(v, n, self.held_out.verb, self.held_out.noun)))
 
     def _time(self, engine: Engine, profile: str, precision: str, batch: int, load_rss: float) -> None:
-        from karmma_edge.edge_runtime.evaluate import latencies
+        from karmma_edge.edge_runtime.measure.evaluate import latencies
 
         feed = _feed(engine, self.held_out, batch, self.rng)
         try:
@@ -222,7 +222,7 @@ class _Bench:
 
     def logits_for(self, make, backend: str, profiles: list[str], precision: str):
         """Held-out logits per profile: from the timed pass where it ran, else one untimed pass."""
-        from karmma_edge.edge_runtime.evaluate import engine_logits
+        from karmma_edge.edge_runtime.measure.evaluate import engine_logits
 
         out = {}
         for p in profiles:
@@ -327,7 +327,7 @@ def _plan(bundle_dir: Path, data: Path | None, opts: BenchOptions) -> _Plan:
 
 
 def _empty_results(plan: _Plan, opts: BenchOptions) -> BenchResults:
-    from karmma_edge.edge_runtime.machine import describe_machine
+    from karmma_edge.edge_runtime.measure.machine import describe_machine
 
     bundle = plan.bundle
     return BenchResults(
@@ -351,7 +351,7 @@ def _time_engines(bench: _Bench, engine_sets: list[tuple[str, str]], torch_ok: b
         for profile, engine in engines.items():
             bench.measure(engine, profile, precision)
     if torch_ok:
-        from karmma_edge.edge_runtime.bench_torch import TorchEagerEngine
+        from karmma_edge.edge_runtime.measure.bench_torch import TorchEagerEngine
 
         for profile in chosen:
             bench.measure(TorchEagerEngine(opts.run, profile, opts.threads), profile, "fp32")
@@ -360,7 +360,7 @@ def _time_engines(bench: _Bench, engine_sets: list[tuple[str, str]], torch_ok: b
 def _deployed_curve(bench: _Bench, torch_ok: bool):
     """The drop-probability curve of the deployed INT8 system, beside the torch student's when torch is here."""
     from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.deployed_curve import deployed_curve
+    from karmma_edge.edge_runtime.measure.deployed_curve import deployed_curve
 
     bundle, opts, held_out = bench.bundle, bench.opts, bench.held_out
     spec = bundle.manifest.spec
@@ -372,7 +372,7 @@ def _deployed_curve(bench: _Bench, torch_ok: bool):
         QDQ_GRAPH, bundle.profiles, "int8")
     student_logits = None
     if torch_ok:
-        from karmma_edge.edge_runtime.bench_torch import TorchEagerEngine
+        from karmma_edge.edge_runtime.measure.bench_torch import TorchEagerEngine
 
         try:
             student_logits = bench.logits_for(lambda p: TorchEagerEngine(opts.run, p, opts.threads),
@@ -384,9 +384,9 @@ def _deployed_curve(bench: _Bench, torch_ok: bool):
 
 def _write(out: Path, results: BenchResults, bundle: Bundle, old: BenchResults | None, opts: BenchOptions) -> None:
     """Rows in the bundle's profile order, the comparison with an earlier run, then results, plots and report."""
-    from karmma_edge.edge_runtime.bench_compare import compare
-    from karmma_edge.edge_runtime.bench_plots import write_plots
-    from karmma_edge.edge_runtime.bench_report import write_report
+    from karmma_edge.edge_runtime.measure.bench_compare import compare
+    from karmma_edge.edge_runtime.measure.bench_plots import write_plots
+    from karmma_edge.edge_runtime.measure.bench_report import write_report
 
     order = {p: i for i, p in enumerate(bundle.profiles)}
     results.latency.sort(key=lambda r: (order[r.profile], r.backend, r.precision, r.batch))
@@ -401,7 +401,7 @@ def _write(out: Path, results: BenchResults, bundle: Bundle, old: BenchResults |
 def _switching(bundle: Bundle, chosen: list[str], opts: BenchOptions) -> Switching:
     """Open the INT8 engines as the daemon does (spin off) and time every switch between them."""
     from karmma_edge.edge_runtime.backends import create_engine
-    from karmma_edge.edge_runtime.switching import switch_latencies
+    from karmma_edge.edge_runtime.measure.switching import switch_latencies
 
     engines = {p: create_engine("onnxruntime", bundle.artifact(p, "int8"), threads=opts.threads, spin=False)
                for p in chosen}

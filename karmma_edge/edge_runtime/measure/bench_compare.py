@@ -8,7 +8,7 @@ same held-out split; smaller moves are the quantizer's or the draws' noise, not 
 
 from __future__ import annotations
 
-from karmma_edge.edge_runtime.bench_results import BenchResults, Comparison, Regression
+from karmma_edge.edge_runtime.measure.bench_results import BenchResults, Comparison, Regression
 
 RULES = [
     "latency: new p50 > old p90 (old p50 + the old p90-p50 spread)",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
-from karmma_edge.edge_runtime.bench_results import BenchResults
+from karmma_edge.edge_runtime.measure.bench_results import BenchResults
 
 MARKERS = {("onnxruntime", "fp32"): "o", ("onnxruntime", "int8"): "s", ("torch-eager", "fp32"): "^",
            ("tensorrt", "fp32"): "P", ("tensorrt", "fp16"): "D", ("tensorrt", "int8"): "X"}

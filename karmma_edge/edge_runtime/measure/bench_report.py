@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from karmma_edge.edge_runtime.bench_results import QDQ_GRAPH, BenchResults
+from karmma_edge.edge_runtime.measure.bench_results import QDQ_GRAPH, BenchResults
 
 ENGINE = {"onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT", "torch-eager": "torch eager",
           QDQ_GRAPH: "Q/DQ graph as written"}

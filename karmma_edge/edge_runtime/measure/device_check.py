@@ -140,8 +140,8 @@ def run_device_check(bundle_dir: Path, data: Path | None, out: Path, precision: 
     from karmma_edge.edge_runtime.backends import create_engine
     from karmma_edge.edge_runtime.backends.tensorrt import TensorRTEngine
     from karmma_edge.edge_runtime.engine_cache import import_tensorrt
-    from karmma_edge.edge_runtime.evaluate import engine_logits, latencies
-    from karmma_edge.edge_runtime.machine import describe_machine
+    from karmma_edge.edge_runtime.measure.evaluate import engine_logits, latencies
+    from karmma_edge.edge_runtime.measure.machine import describe_machine
     from karmma_edge.quantize.tensorrt_build import build_bundle_engines
     from karmma_edge.quantize.trt_rules import check_bundle_for_build
 
