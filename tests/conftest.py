@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from karmma_edge.presets import CONFIG_DIR
+
+
+def karmma_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    """`karmma-edge ARGS` as a user runs it: a subprocess, its output captured as text. Wide enough
+    (COLUMNS) that rich's help tables never wrap a choice mid-word."""
+    env = {**os.environ, "COLUMNS": "400", **kw.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "karmma_edge.cli", *args], capture_output=True, text=True,
+                          env=env, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,7 @@ import time
 import pytest
 
 from karmma_edge.bundle import Bundle
-
-
-def karmma(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "karmma_edge.cli", *args], capture_output=True, text=True, **kw)
+from conftest import karmma_cli
 
 
 def test_truncated_checkpoint_is_a_user_error(tiny_run, tmp_path):
@@ -21,7 +18,7 @@ def test_truncated_checkpoint_is_a_user_error(tiny_run, tmp_path):
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("cache"))
     ckpt = run / "model.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 3])
-    r = karmma("build", "--run", str(run), "--out", str(tmp_path / "b"))
+    r = karmma_cli("build", "--run", str(run), "--out", str(tmp_path / "b"))
     assert r.returncode == 2, r.stderr
     assert "model.pt" in r.stderr and "truncated" in r.stderr
     assert "Traceback" not in r.stderr
@@ -29,12 +26,12 @@ def test_truncated_checkpoint_is_a_user_error(tiny_run, tmp_path):
 
 
 def test_unknown_profile_for_the_model_is_a_user_error(tiny_run, tmp_path):
-    r = karmma("build", "--run", str(tiny_run), "--profile", "rgb+depth", "--out", str(tmp_path / "b"))
+    r = karmma_cli("build", "--run", str(tiny_run), "--profile", "rgb+depth", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "depth" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_empty_calibration_set_is_a_user_error(tiny_run, tmp_path):
-    r = karmma("build", "--run", str(tiny_run), "--calibration-size", "0", "--out", str(tmp_path / "b"))
+    r = karmma_cli("build", "--run", str(tiny_run), "--calibration-size", "0", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "--calibration-size" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -45,7 +42,7 @@ def test_tensorrt_absent_says_how_to_install_it(tiny_run, tmp_path):
         pytest.skip("TensorRT is installed here")
     except ImportError:
         pass
-    r = karmma("build", "--run", str(tiny_run), "--out", str(tmp_path / "b"), "--backend", "tensorrt")
+    r = karmma_cli("build", "--run", str(tiny_run), "--out", str(tmp_path / "b"), "--backend", "tensorrt")
     assert r.returncode == 2
     assert "Jetson" in r.stderr and "the device" in r.stderr
     assert not (tmp_path / "b").exists()

@@ -1,22 +1,13 @@
 """The command line's surface: --version, choices listed in --help, deprecated spellings, do-nothing options."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 import karmma_edge
-
-
-def karmma(*args):
-    # Wide enough that rich's help table never wraps a choice list mid-word.
-    env = {**os.environ, "COLUMNS": "400"}
-    return subprocess.run([sys.executable, "-m", "karmma_edge.cli", *args], capture_output=True, text=True, env=env)
+from conftest import karmma_cli
 
 
 def test_version_prints_the_package_version():
-    r = karmma("--version")
+    r = karmma_cli("--version")
     assert r.returncode == 0
     assert r.stdout.strip() == f"karmma-edge {karmma_edge.__version__}"
 
@@ -29,14 +20,14 @@ def test_version_prints_the_package_version():
     (["device-check"], ["int8", "fp16", "fp32", "epic100", "ssv2"]),
 ])
 def test_help_lists_the_enumerated_choices(command, choices):
-    r = karmma(*command, "--help")
+    r = karmma_cli(*command, "--help")
     assert r.returncode == 0
     missing = [c for c in choices if c not in r.stdout]
     assert not missing, f"{' '.join(command)} --help lacks {missing}"
 
 
 def test_a_value_outside_the_choices_exits_2_naming_the_option(tmp_path):
-    r = karmma("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), "--precision", "fp8")
+    r = karmma_cli("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), "--precision", "fp8")
     assert r.returncode == 2
     assert "--precision" in r.stderr and "fp8" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
@@ -44,17 +35,17 @@ def test_a_value_outside_the_choices_exits_2_naming_the_option(tmp_path):
 
 def test_deprecated_profile_spelling_still_works_and_warns(tmp_path):
     # --profile reaches the profile check (which names the bad modality) and warns about its spelling.
-    r = karmma("build", "--run", str(tmp_path), "--profile", "rgb+smell", "--out", str(tmp_path / "b"))
+    r = karmma_cli("build", "--run", str(tmp_path), "--profile", "rgb+smell", "--out", str(tmp_path / "b"))
     assert r.returncode == 2
     assert "--profile is deprecated" in r.stderr and "--profiles" in r.stderr
     assert "smell" in r.stderr
-    both = karmma("build", "--run", str(tmp_path), "--profile", "rgb", "--profiles", "rgb", "--out", "x")
+    both = karmma_cli("build", "--run", str(tmp_path), "--profile", "rgb", "--profiles", "rgb", "--out", "x")
     assert both.returncode == 2 and "--profiles only" in both.stderr
 
 
 def test_deprecated_root_spelling_still_works_and_warns(tiny_dataset):
-    old = karmma("data", "check", "--root", str(tiny_dataset))
-    new = karmma("data", "check", "--data", str(tiny_dataset))
+    old = karmma_cli("data", "check", "--root", str(tiny_dataset))
+    new = karmma_cli("data", "check", "--data", str(tiny_dataset))
     assert old.returncode == new.returncode == 0
     assert old.stdout == new.stdout
     assert "--root is deprecated" in old.stderr and "--data" in old.stderr
@@ -68,7 +59,7 @@ def test_deprecated_root_spelling_still_works_and_warns(tiny_dataset):
     (["--force"], "--force"),
 ])
 def test_build_refuses_an_option_that_would_do_nothing(tmp_path, args, option):
-    r = karmma("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), *args)
+    r = karmma_cli("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), *args)
     assert r.returncode == 2
     assert option in r.stderr and "--backend tensorrt" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
@@ -76,13 +67,13 @@ def test_build_refuses_an_option_that_would_do_nothing(tmp_path, args, option):
 
 
 def test_build_for_an_existing_bundle_refuses_new_bundle_options(tmp_path):
-    r = karmma("build", "--bundle", str(tmp_path), "--backend", "tensorrt", "--max-drop", "2")
+    r = karmma_cli("build", "--bundle", str(tmp_path), "--backend", "tensorrt", "--max-drop", "2")
     assert r.returncode == 2
     assert "--max-drop" in r.stderr and "--run" in r.stderr
 
 
 def test_torch_tensorrt_build_refuses_gate_options(tmp_path):
-    r = karmma("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), "--backend", "torch-tensorrt",
+    r = karmma_cli("build", "--run", str(tmp_path), "--out", str(tmp_path / "b"), "--backend", "torch-tensorrt",
                "--calibration-method", "entropy")
     assert r.returncode == 2
     assert "--calibration-method" in r.stderr and "torch-tensorrt" in r.stderr
@@ -90,7 +81,7 @@ def test_torch_tensorrt_build_refuses_gate_options(tmp_path):
 
 
 def test_bench_refuses_fp16_with_onnxruntime_only(tmp_path):
-    r = karmma("bench", "--bundle", str(tmp_path), "--out", str(tmp_path / "r"),
+    r = karmma_cli("bench", "--bundle", str(tmp_path), "--out", str(tmp_path / "r"),
                "--backends", "onnxruntime", "--precisions", "fp16,int8")
     assert r.returncode == 2
     assert "--precisions fp16" in r.stderr and "tensorrt" in r.stderr
@@ -98,12 +89,12 @@ def test_bench_refuses_fp16_with_onnxruntime_only(tmp_path):
 
 
 def test_help_text_cites_no_design_sections():
-    out = "".join(karmma(*c, "--help").stdout for c in (["serve"], ["build"], ["bench"], []))
+    out = "".join(karmma_cli(*c, "--help").stdout for c in (["serve"], ["build"], ["bench"], []))
     assert "DESIGN" not in out
 
 
 def test_serve_refuses_a_precision_it_cannot_serve(tmp_path):
-    r = karmma("serve", "--bundle", str(tmp_path), "--precision", "fp16")
+    r = karmma_cli("serve", "--bundle", str(tmp_path), "--precision", "fp16")
     assert r.returncode == 2
     assert "--precision" in r.stderr and "fp16" in r.stderr
 

@@ -1,22 +1,17 @@
 """User errors exit 2 with a message that names the file or option and the fix, never a traceback."""
 
-import subprocess
-import sys
-
-
-def karmma(*args):
-    return subprocess.run([sys.executable, "-m", "karmma_edge.cli", *args], capture_output=True, text=True)
+from conftest import karmma_cli
 
 
 def test_build_with_missing_run_names_the_path():
-    r = karmma("build", "--run", "/no/such/dir", "--profile", "all", "--out", "x")
+    r = karmma_cli("build", "--run", "/no/such/dir", "--profile", "all", "--out", "x")
     assert r.returncode == 2
     assert "/no/such/dir" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
 
 
 def test_build_with_unknown_modality_names_the_valid_ones(tmp_path):
-    r = karmma("build", "--run", str(tmp_path), "--profile", "rgb+smell", "--out", str(tmp_path / "b"))
+    r = karmma_cli("build", "--run", str(tmp_path), "--profile", "rgb+smell", "--out", str(tmp_path / "b"))
     assert r.returncode == 2
     assert "smell" in r.stderr and "rgb, flow, audio" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
@@ -24,7 +19,7 @@ def test_build_with_unknown_modality_names_the_valid_ones(tmp_path):
 
 
 def test_bench_with_missing_bundle_names_it(tmp_path):
-    r = karmma("bench", "--bundle", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", str(tmp_path / "r"))
+    r = karmma_cli("bench", "--bundle", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", str(tmp_path / "r"))
     assert r.returncode == 2
     assert str(tmp_path / "nope") in r.stderr
     assert "Traceback" not in r.stderr + r.stdout

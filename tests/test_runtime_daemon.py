@@ -22,6 +22,7 @@ import requests
 import yaml
 
 from test_runtime_media import make_media
+from conftest import karmma_cli
 
 # Short strides so each test runs in seconds; the hold keeps upgrades from flapping.
 TEST_CONFIG = {
@@ -241,8 +242,7 @@ def test_sigterm_exits_0_with_jsonl_complete(tiny_bundle: Path, media, tmp_path:
 
 
 def serve_error(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "karmma_edge.cli", "serve", *args],
-                          capture_output=True, text=True, timeout=120)
+    return karmma_cli("serve", *args, timeout=120)
 
 
 @pytest.mark.timeout(120)

@@ -3,7 +3,6 @@ doctored graph per rule is refused by `build` (engine build and bundle build) an
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,10 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from karmma_edge.bundle import Artifact, Bundle, InputEntry, Manifest, ProfileEntry, sha256_file, write_manifest
 from karmma_edge.quantize.trt_rules import RULES, ConformanceError, check_bundle, check_model
-
-
-def karmma(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "karmma_edge.cli", *args], capture_output=True, text=True)
+from conftest import karmma_cli
 
 
 # --- the demo bundle ------------------------------------------------------------------------------
@@ -47,7 +43,7 @@ def test_no_graph_of_the_bundle_holds_a_uint8_tensor_inside(tiny_bundle):
 
 def test_the_bundle_passes_check(tiny_bundle):
     assert check_bundle(tiny_bundle) == []
-    r = karmma("check", "--bundle", str(tiny_bundle))
+    r = karmma_cli("check", "--bundle", str(tiny_bundle))
     assert r.returncode == 0, r.stderr
     assert "14 graphs" in r.stdout and "conform" in r.stdout
 
@@ -167,8 +163,8 @@ def test_engine_build_refuses_a_graph_that_breaks_the_rule(rule, tmp_path, monke
 def test_dla_refuses_fp32_and_the_cli_exits_2_without_a_traceback(tmp_path):
     bundle = make_bundle(tmp_path / "ok", _model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
                                                  [_f32("x", 4)], [_f32("y", 4)]))
-    assert karmma("check", "--bundle", str(bundle)).returncode == 0
-    r = karmma("check", "--bundle", str(bundle), "--precision", "fp32", "--dla-core", "0")
+    assert karmma_cli("check", "--bundle", str(bundle)).returncode == 0
+    r = karmma_cli("check", "--bundle", str(bundle), "--precision", "fp32", "--dla-core", "0")
     assert r.returncode == 2 and "rule dla-precision" in r.stderr and "--precision int8" in r.stderr
     assert "Traceback" not in r.stderr
 
