@@ -309,6 +309,7 @@ def _assert_close(got: dict, want: dict) -> None:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-2, atol=1e-2 * np.abs(want[name]).max())
 
 
+@pytest.mark.tensorrt
 @needs_gpu_stack
 def test_build_and_infer_matches_onnxruntime(tmp_path):
     model, key, plan = _build(tmp_path, "rgb+audio", seed=0)
@@ -324,6 +325,7 @@ def test_build_and_infer_matches_onnxruntime(tmp_path):
         create_engine("tensorrt", plan, expected_key=make_key(profile="rgb+audio")).activate()
 
 
+@pytest.mark.tensorrt
 @needs_gpu_stack
 def test_two_engines_share_one_scratch_block(tmp_path):
     scratch = SharedScratch()
@@ -368,6 +370,7 @@ def _missing_torch_tensorrt() -> str | None:
 _MISSING_TT = _missing_torch_tensorrt()
 
 
+@pytest.mark.tensorrt
 @pytest.mark.skipif(_MISSING_TT is not None, reason=_MISSING_TT or "")
 def test_compile_student_matches_torch(tmp_path):
     import torch
