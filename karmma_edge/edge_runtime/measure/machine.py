@@ -107,11 +107,12 @@ def describe_machine() -> dict:
     import onnxruntime
 
     gpus, nvml_note = nvml_gpus()
+    cpu_int8 = int8_support()
     return {
         "hostname": platform.node(),
         "os": platform.platform(),
         "cpu": cpu_model(),
-        "cpu_int8": asdict(int8_support()) | {"isa": int8_support().isa},
+        "cpu_int8": asdict(cpu_int8) | {"isa": cpu_int8.isa},
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
