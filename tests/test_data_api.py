@@ -122,7 +122,7 @@ def test_synth_refuses_to_overwrite_and_unknown_names(tiny_dataset: Path, tmp_pa
     with pytest.raises(DataError, match="unknown preset"):
         synthesize(tmp_path / "x", preset="huge", progress=False)
     with pytest.raises(DataError, match="unknown split"):
-        open_dataset(tiny_dataset, "test", SPEC)
+        open_dataset(tiny_dataset, "holdout", SPEC)
 
 
 def test_tar_layout_reads_like_folders(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -28,10 +28,20 @@ def open_dataset(root: Path, split: str, spec: InputSpec, fmt: str = "epic100") 
     raise DataError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(FORMATS)}")
 
 
+def report_split(root: Path, fmt: str = "epic100") -> str:
+    """The split reported figures come from: `test` where the tree has a labelled one (the synthetic
+    data does), else `validation` (EPIC-KITCHENS-100 and SSv2 withhold their test labels)."""
+    if fmt == "epic100":
+        from karmma_edge.data.epic_csv import SPLIT_FILES
+        if (Path(root) / SPLIT_FILES["test"]).is_file():
+            return "test"
+    return "validation"
+
+
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True, fmt: str = "epic100") -> Path:
     """Write the synthetic benchmark in EPIC-100 (or SSv2) layout to `out` (deterministic by seed); returns `out`."""
     from karmma_edge.data.synth.generate import synthesize as _synthesize
     return _synthesize(Path(out), preset=preset, seed=seed, progress=progress, fmt=fmt)
 
 
-__all__ = ["Clip", "Dataset", "Segment", "open_dataset", "synthesize", "FORMATS"]
+__all__ = ["Clip", "Dataset", "Segment", "open_dataset", "report_split", "synthesize", "FORMATS"]

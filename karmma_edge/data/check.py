@@ -54,7 +54,7 @@ def check_dataset(root: Path, fmt: str = "epic100", decode: bool = False, progre
     spec = InputSpec()
     datasets = []
     for split, name in ann.SPLIT_FILES.items():
-        if (root / name).is_file() or split != "pretrain":
+        if (root / name).is_file() or split not in ann.OPTIONAL_SPLITS:
             try:
                 datasets.append(Epic100Dataset(root, split, spec))   # raises on a bad CSV / missing class file
             except DataError as exc:

@@ -23,7 +23,12 @@ SPLIT_FILES: dict[str, str] = {
     # Synthetic data only: the larger, separately seeded pool that stands in for the data real
     # feature extractors were pre-trained on (see karmma_edge/data/synth/README section).
     "pretrain": "KARMMA_pretrain.csv",
+    # Synthetic data only: a labelled test split (EPIC-100's own test labels are withheld). Every
+    # choice is made on validation; reported figures are on test (see docs/training.md).
+    "test": "KARMMA_test.csv",
 }
+# Splits a tree may lack: EPIC-KITCHENS-100 itself ships only train and validation with labels.
+OPTIONAL_SPLITS: tuple[str, ...] = ("pretrain", "test")
 VERB_CLASSES = "EPIC_100_verb_classes.csv"
 NOUN_CLASSES = "EPIC_100_noun_classes.csv"
 VIDEO_INFO = "EPIC_100_video_info.csv"

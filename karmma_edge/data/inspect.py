@@ -9,7 +9,7 @@ import numpy as np
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
 
-SPLITS_TO_SEARCH = ("train", "validation", "pretrain")
+SPLITS_TO_SEARCH = ("train", "validation", "test", "pretrain")
 
 
 def find_segment(root: Path, segment_id: str, spec: InputSpec, fmt: str):

@@ -8,7 +8,7 @@ import numpy as np
 
 from karmma_edge.data.synth.presets import MATERIALS, RHYTHM_HZ, SHAPES, VERBS, Preset
 
-SPLIT_CODES = {"train": 1, "validation": 2, "pretrain": 3}
+SPLIT_CODES = {"train": 1, "validation": 2, "pretrain": 3, "test": 4}
 VISUAL_DEGRADATIONS = ("blur", "low_light", "occlusion", "shake")
 PALETTE = (  # object colours (RGB): random per clip, so colour carries no class information
     (200, 40, 40), (40, 160, 60), (50, 80, 200), (220, 180, 40),
@@ -61,7 +61,8 @@ def classes(p: Preset) -> tuple[list[Verb], list[Noun]]:
 
 
 def _per_class(p: Preset, split: str) -> int:
-    return {"train": p.train_per_class, "validation": p.val_per_class, "pretrain": p.pretrain_per_class}[split]
+    return {"train": p.train_per_class, "validation": p.val_per_class, "pretrain": p.pretrain_per_class,
+            "test": p.test_per_class}[split]
 
 
 def plan_split(p: Preset, split: str, seed: int) -> list[VideoPlan]:
@@ -80,9 +81,9 @@ def plan_split(p: Preset, split: str, seed: int) -> list[VideoPlan]:
         s.snr_db = round(float(rng.uniform(-6.0, 6.0) if rng.random() < p.audio_degraded else rng.uniform(12.0, 30.0)), 2)
         s.colour = int(rng.integers(len(PALETTE)))
         segs.append(s)
-    # Each split has its own participants (validation: unseen kitchens), so videos never overlap;
+    # Each split has its own participants (validation and test: unseen kitchens), so videos never overlap;
     # at most ~90 videos per participant keeps ids in the PXX_YY / PXX_1YY forms.
-    first_pid = {"train": 1, "validation": 31, "pretrain": 61}[split]
+    first_pid = {"train": 1, "validation": 31, "test": 46, "pretrain": 61}[split]
     n_videos = -(-len(segs) // p.segs_per_video)
     n_pids = max(4 if split != "pretrain" else 6, -(-n_videos // 90))
     videos: list[VideoPlan] = []

@@ -29,6 +29,7 @@ class Preset:
     train_per_class: int
     val_per_class: int
     pretrain_per_class: int
+    test_per_class: int
     width: int
     height: int
     seg_frames: tuple[int, int]       # frames per segment, inclusive range
@@ -48,15 +49,15 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # 3 verbs x 4 nouns = 12 actions: 48 train / 24 validation / 72 pretrain clips, 64x64.
-    "tiny": Preset("tiny", 3, 2, 2, 4, 2, 6, 64, 64, (12, 18), 6),
-    # 6 verbs x 6 nouns = 36 actions: 792 / 252 / 1512 clips, 96x96.
-    "demo": Preset("demo", 6, 3, 2, 22, 7, 42, 96, 96, (16, 26), 12),
-    # 8 verbs x 9 nouns = 72 actions: 4320 / 1440 / 8640 clips, 128x128.
-    "full": Preset("full", 8, 3, 3, 60, 20, 120, 128, 128, (24, 40), 16),
+    # 3 verbs x 4 nouns = 12 actions: 48 train / 24 validation / 72 pretrain / 24 test clips, 64x64.
+    "tiny": Preset("tiny", 3, 2, 2, 4, 2, 6, 2, 64, 64, (12, 18), 6),
+    # 6 verbs x 6 nouns = 36 actions: 792 train / 252 validation / 1512 pretrain / 252 test clips, 96x96.
+    "demo": Preset("demo", 6, 3, 2, 22, 7, 42, 7, 96, 96, (16, 26), 12),
+    # 8 verbs x 9 nouns = 72 actions: 4320 / 1440 / 8640 / 1440 clips, 128x128.
+    "full": Preset("full", 8, 3, 3, 60, 20, 120, 20, 128, 128, (24, 40), 16),
     # The input pipeline's measure, not a benchmark: 3 x 4 actions, 20,004 train / 48 validation /
     # 12 pretrain clips of 32x32 and 6 to 8 frames, fast to write (use --layout tar).
-    "scale": Preset("scale", 3, 2, 2, 1667, 4, 1, 32, 32, (6, 8), 60),
+    "scale": Preset("scale", 3, 2, 2, 1667, 4, 1, 4, 32, 32, (6, 8), 60),
 }
 
 
