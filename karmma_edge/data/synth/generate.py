@@ -19,7 +19,7 @@ from karmma_edge.data.synth.sound import SAMPLE_RATE
 from karmma_edge.errors import DataError
 
 MARKER = "KARMMA_synth.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                # 2: per-clip cues (material in rgb and motion, verb in sound), test split
 
 
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True,
@@ -70,7 +70,9 @@ def _write_all(root: Path, p: Preset, seed: int, progress: bool, workers: int | 
         "generator": "karmma-edge data synth", "format_version": FORMAT_VERSION,
         "preset": p.name, "seed": seed, "layout": layout, "frame_size": [p.width, p.height],
         "flow_bound_px": p.flow_bound, "audio_sample_rate": SAMPLE_RATE,
-        "verbs": [{"id": i, "key": v.name, "motion": v.motion, "rhythm_hz": v.rhythm_hz} for i, v in enumerate(verbs)],
+        "verbs": [{"id": i, "key": v.name, "motion": v.motion, "rhythm_hz": v.rhythm_hz,
+                   "second_of_pair": v.second_of_pair} for i, v in enumerate(verbs)],
+        "cues": {"rgb_material": p.rgb_material, "motion_material": p.motion_material, "audio_verb": p.audio_verb},
         "nouns": [{"id": i, "key": n.name, "shape": n.shape, "material": n.material} for i, n in enumerate(nouns)],
         "splits": {s: {"videos": len(v), "segments": sum(len(x.segments) for x in v),
                        "csv": ann.SPLIT_FILES[s]} for s, v in plans.items()},
@@ -161,7 +163,8 @@ def _ts(seconds: float) -> str:
     return f"{int(h):02d}:{int(m):02d}:{s:05.2f}"
 
 
-EXTRA_COLUMNS = ("degradation", "strength", "snr_db", "shape", "material")
+EXTRA_COLUMNS = ("degradation", "strength", "snr_db", "shape", "material",
+                 "material_seen", "material_moves", "verb_heard")
 
 
 def _write_split(path: Path, videos: list[VideoPlan], verbs: list[Verb], nouns: list[Noun]) -> None:
@@ -178,4 +181,5 @@ def _write_split(path: Path, videos: list[VideoPlan], verbs: list[Verb], nouns: 
                     f"{verb.name} {noun.name}", verb.name, s.verb, noun.name, s.noun,
                     f"['{noun.name}']", f"[{s.noun}]",
                     s.degradation, f"{s.strength:g}", f"{s.snr_db:g}", noun.shape, noun.material,
+                    int(s.material_seen), int(s.material_moves), int(s.verb_heard),
                 ])

@@ -28,6 +28,7 @@ class Verb:
     name: str
     motion: str
     rhythm_hz: float
+    second_of_pair: bool               # the sound tells it from its rhythm partner on `verb_heard` clips
 
 
 @dataclass
@@ -40,6 +41,9 @@ class SegmentPlan:
     strength: float = 0.0
     snr_db: float = 30.0
     colour: int = 0
+    material_seen: bool = False        # surface texture shows the material (rgb)
+    material_moves: bool = False       # the handling's vigour shows the material (rgb and flow)
+    verb_heard: bool = False           # double strikes tell a verb from its rhythm partner (audio)
 
 
 @dataclass
@@ -54,7 +58,7 @@ class VideoPlan:
 
 
 def classes(p: Preset) -> tuple[list[Verb], list[Noun]]:
-    verbs = [Verb(n, m, RHYTHM_HZ[g]) for n, m, g in VERBS[: p.n_verbs]]
+    verbs = [Verb(n, m, RHYTHM_HZ[g], i % 2 == 1) for i, (n, m, g) in enumerate(VERBS[: p.n_verbs])]
     # noun = shape x material: nouns sharing a shape differ in material and vice versa.
     nouns = [Noun(f"{s}:{m}", s, m) for s in SHAPES[: p.n_shapes] for m in MATERIALS[: p.n_materials]]
     return verbs, nouns
@@ -80,6 +84,10 @@ def plan_split(p: Preset, split: str, seed: int) -> list[VideoPlan]:
         # Background noise on every clip; loud (low SNR) on a fraction of them.
         s.snr_db = round(float(rng.uniform(-6.0, 6.0) if rng.random() < p.audio_degraded else rng.uniform(12.0, 30.0)), 2)
         s.colour = int(rng.integers(len(PALETTE)))
+        cues = rng.random(3)
+        s.material_seen = bool(cues[0] < p.rgb_material)
+        s.material_moves = bool(cues[1] < p.motion_material)
+        s.verb_heard = bool(cues[2] < p.audio_verb)
         segs.append(s)
     # Each split has its own participants (validation and test: unseen kitchens), so videos never overlap;
     # at most ~90 videos per participant keeps ids in the PXX_YY / PXX_1YY forms.

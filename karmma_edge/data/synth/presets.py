@@ -18,6 +18,10 @@ VERBS: tuple[tuple[str, str, int], ...] = (
 RHYTHM_HZ: tuple[float, ...] = (2.5, 4.5, 7.0, 10.5)
 SHAPES: tuple[str, ...] = ("disc", "box", "wedge", "bar")
 MATERIALS: tuple[str, ...] = ("metal", "wood", "glass", "plastic")
+# How vigorously each material is handled (scales the verb's motion) on clips whose motion shows the
+# material: heavy metal moves little, light wood a lot. 1.0 on every other clip. The ranges this gives
+# with the clip's own amplitude (x 0.92..1.08) do not overlap, so the cue is unambiguous when present.
+MATERIAL_VIGOR: dict[str, float] = {"metal": 0.6, "glass": 0.8, "plastic": 1.25, "wood": 1.5}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,12 @@ class Preset:
     visual_degraded: float = 0.45     # fraction of clips with a visual degradation
     audio_degraded: float = 0.35      # fraction of clips with loud background noise
     flow_bound: float = 8.0           # pixels mapped to 0 / 255 in the flow JPEGs
+    # Cues present on a share of clips (drawn per clip, independently of the class): how the
+    # modalities share information, set so each subset's ceiling resembles EPIC-KITCHENS-100's
+    # (data/synth/ceilings.py computes them; karmma_edge/data/README.md has the table).
+    rgb_material: float = 0.75        # the object's surface shows its material (texture, highlight)
+    motion_material: float = 0.35     # the handling shows the material (vigour: rgb and flow see it)
+    audio_verb: float = 0.4           # the sound tells apart the two verbs sharing a rhythm
     jpeg_quality: int = 90
 
     @property

@@ -1,7 +1,9 @@
 """Procedural egocentric frames: a kitchen counter seen from the head, an arm moving an object.
 
-Class information in the pixels: the object's shape (noun, partly) and its motion (verb). Colour,
-size, position, background, skin tone and head motion are random nuisances.
+Class information in the pixels: the object's shape (noun), its motion (verb), and on some clips its
+material (noun): a surface texture (`material_seen`) or the vigour of the handling (`material_moves`,
+which flow sees too). Colour, size, position, background, skin tone and head motion are random
+nuisances.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from karmma_edge.data.synth.plan import PALETTE, SegmentPlan, VideoPlan
+from karmma_edge.data.synth.plan import PALETTE, Noun, SegmentPlan, Verb, VideoPlan
+from karmma_edge.data.synth.presets import MATERIAL_VIGOR
 
 _SHIFT = 4                      # cv2 sub-pixel drawing: coordinates carry 4 fractional bits
 _ONE = 1 << _SHIFT
@@ -54,17 +57,19 @@ def background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def motion(kind: str, tau: float, amp: float, phase: float) -> tuple[float, float, float, float]:
-    """(dx, dy, angle, scale) of the object at normalised time tau in [0, 1] for a verb's motion."""
+def motion(kind: str, tau: float, amp: float, phase: float, vigour: float = 1.0) -> tuple[float, float, float, float]:
+    """(dx, dy, angle, scale) of the object at normalised time tau in [0, 1] for a verb's motion;
+    `vigour` scales how far it moves, turns and grows."""
     s = np.sin
+    amp = amp * vigour
     if kind == "up":        # take: lift towards the viewer
-        return 0.0, amp * (0.5 - tau), 0.0, 0.9 + 0.25 * tau
+        return 0.0, amp * (0.5 - tau), 0.0, 1.0 + vigour * 0.25 * (tau - 0.4)
     if kind == "down":      # put: set down, away from the viewer
-        return 0.0, amp * (tau - 0.5), 0.0, 1.15 - 0.25 * tau
+        return 0.0, amp * (tau - 0.5), 0.0, 1.0 + vigour * 0.25 * (0.6 - tau)
     if kind == "rot_cw":    # open: twist clockwise
-        return 0.0, 0.0, np.pi * tau, 1.0
+        return 0.0, 0.0, vigour * 0.8 * np.pi * tau, 1.0
     if kind == "rot_ccw":   # close: twist anticlockwise
-        return 0.0, 0.0, -np.pi * tau, 1.0
+        return 0.0, 0.0, -vigour * 0.8 * np.pi * tau, 1.0
     if kind == "shake_x":   # wash: scrub side to side
         return 0.45 * amp * s(2 * np.pi * 2.5 * tau + phase), 0.0, 0.0, 1.0
     if kind == "circle":    # mix: stir in circles
@@ -73,16 +78,16 @@ def motion(kind: str, tau: float, amp: float, phase: float) -> tuple[float, floa
     if kind == "shake_y":   # cut: chop up and down
         return 0.0, 0.3 * amp * s(2 * np.pi * 3.0 * tau + phase), 0.0, 1.0
     if kind == "tilt":      # pour: tip over and move aside
-        return 0.4 * amp * tau, 0.0, 0.5 * np.pi * min(1.0, 2 * tau), 1.0
+        return 0.4 * amp * tau, 0.0, vigour * 0.5 * np.pi * min(1.0, 2 * tau), 1.0
     raise ValueError(kind)
 
 
 class VideoRenderer:
     """Renders one video frame by frame; the camera sees a window of a larger canvas."""
 
-    def __init__(self, video: VideoPlan, shapes: list[str], motions: list[str], w: int, h: int,
+    def __init__(self, video: VideoPlan, nouns: list[Noun], verbs: list[Verb], w: int, h: int,
                  rng: np.random.Generator) -> None:
-        self.video, self.shapes, self.motions, self.w, self.h, self.rng = video, shapes, motions, w, h, rng
+        self.video, self.nouns, self.verbs, self.w, self.h, self.rng = video, nouns, verbs, w, h, rng
         self.margin = max(4, w // 8)
         self.bg = background(rng, w + 2 * self.margin, h + 2 * self.margin)
         self.skin = tuple(float(c) for c in rng.uniform([150, 100, 80], [235, 185, 150]))
@@ -94,7 +99,7 @@ class VideoRenderer:
         for seg in video.segments:
             params = {  # per-clip nuisances
                 "cx": w / 2 + rng.uniform(-0.1, 0.1) * w, "cy": h * 0.58 + rng.uniform(-0.08, 0.08) * h,
-                "size": w * rng.uniform(0.17, 0.21), "amp": w * rng.uniform(0.28, 0.38),
+                "size": w * rng.uniform(0.17, 0.21), "amp": w * 0.33 * rng.uniform(0.92, 1.08),
                 "phase": rng.uniform(0, 2 * np.pi), "angle0": rng.uniform(-0.3, 0.3),
                 "occ": (rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(-1, 1)),
             }
@@ -126,18 +131,23 @@ class VideoRenderer:
 
     def _draw_object(self, canvas: np.ndarray, seg: SegmentPlan, prm: dict, tau: float) -> None:
         m = self.margin
-        dx, dy, ang, scale = motion(self.motions[seg.verb], tau, prm["amp"], prm["phase"])
+        noun = self.nouns[seg.noun]
+        vigour = MATERIAL_VIGOR[noun.material] if seg.material_moves else 1.0
+        dx, dy, ang, scale = motion(self.verbs[seg.verb].motion, tau, prm["amp"], prm["phase"], vigour)
         cx, cy = prm["cx"] + dx + m, prm["cy"] + dy + m
         ang += prm["angle0"]
         r = prm["size"] * scale
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-        outline = shape_outline(self.shapes[seg.noun]) @ rot.T * r + (cx, cy)
+        outline = shape_outline(noun.shape) @ rot.T * r + (cx, cy)
         # The arm reaches in from the bottom right, as a right hand seen from the head.
         base = (m + self.w * 0.9, m + self.h * 1.05)
         cv2.line(canvas, tuple(_pts(np.array(base))[0, 0]), tuple(_pts(np.array([cx + 0.6 * r, cy + 0.6 * r]))[0, 0]),
                  self.skin, max(2, int(self.w * 0.11)), cv2.LINE_AA, _SHIFT)
         colour = tuple(float(c) for c in PALETTE[seg.colour])
+        behind = canvas.copy() if seg.material_seen and noun.material == "glass" else None
         cv2.fillPoly(canvas, [_pts(outline)], colour, cv2.LINE_AA, _SHIFT)
+        if seg.material_seen:
+            _texture(canvas, outline, noun.material, np.array([cx, cy]), rot, r, colour, behind)
         # A dark rim, as real objects show an edge whatever their colour: the shape reads clearly.
         cv2.polylines(canvas, [_pts(outline)], True, (25.0, 25.0, 25.0), max(1, int(r * 0.12)), cv2.LINE_AA, _SHIFT)
         # A dark marker from the centre to the front makes rotation visible on every shape.
@@ -166,3 +176,35 @@ class VideoRenderer:
             img = img.copy()
             img[y0:y0 + bh, x0:x0 + bw] = (img[y0:y0 + bh, x0:x0 + bw] * 0.15 + 20).astype(np.uint8)
         return img   # "shake" acts on the camera offset, in frame()
+
+
+def _texture(canvas: np.ndarray, outline: np.ndarray, material: str, centre: np.ndarray, rot: np.ndarray,
+             r: float, colour: tuple[float, ...], behind: np.ndarray | None) -> None:
+    """The material on the object's surface, coarse enough to survive 48 px frames and JPEG: metal a
+    bright specular band, wood dark grain along the object, glass the background showing through,
+    plastic bright spots. Drawn inside the outline only."""
+    mask = np.zeros(canvas.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [_pts(outline)], 255, cv2.LINE_AA, _SHIFT)
+    layer = canvas.copy()
+    thick = max(1, int(round(0.3 * r)))
+
+    def line(a: np.ndarray, b: np.ndarray, c, t: int) -> None:
+        p, q = _pts(centre + rot @ a * r)[0, 0], _pts(centre + rot @ b * r)[0, 0]
+        cv2.line(layer, tuple(p), tuple(q), c, t, cv2.LINE_AA, _SHIFT)
+
+    if material == "metal":
+        line(np.array([-1.4, -0.9]), np.array([1.4, 0.9]), (250.0, 250.0, 250.0), thick)
+    elif material == "wood":
+        dark = tuple(0.45 * c for c in colour)
+        for off in (-0.5, 0.5):
+            line(np.array([-1.5, off]), np.array([1.5, off]), dark, max(1, int(round(0.22 * r))))
+    elif material == "glass":
+        layer = cv2.addWeighted(layer, 0.3, behind, 0.7, 0.0)
+    elif material == "plastic":
+        for spot in ((-0.45, -0.35), (0.45, 0.35)):
+            p = _pts(centre + rot @ np.array(spot) * r)[0, 0]
+            cv2.circle(layer, tuple(p), int(0.22 * r * _ONE), (245.0, 245.0, 245.0), -1, cv2.LINE_AA, _SHIFT)
+    else:
+        raise ValueError(material)
+    alpha = (mask.astype(np.float32) / 255.0)[..., None]
+    canvas[:] = np.rint(canvas * (1 - alpha) + layer * alpha).astype(np.uint8)

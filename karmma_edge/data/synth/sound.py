@@ -1,7 +1,8 @@
 """Procedural audio: strikes at the verb's rhythm with the timbre of the object's material, in noise.
 
-Class information in the audio: the strike rate (verb, shared by pairs of verbs) and the material
-(noun, shared by every shape). Hit timing jitter, pitch, loudness and background noise are nuisances.
+Class information in the audio: the strike rate (verb, shared by pairs of verbs; on `verb_heard`
+clips the second verb of a pair strikes twice in quick succession, which tells the pair apart) and
+the material (noun, shared by every shape). Hit timing jitter, pitch, loudness and background noise are nuisances.
 """
 
 from __future__ import annotations
@@ -63,11 +64,15 @@ def _segment(seg: SegmentPlan, fps: float, verb: Verb, noun: Noun, rng: np.rando
     sig = np.zeros(total, np.float32)
     period = 1.0 / (verb.rhythm_hz * rng.uniform(0.92, 1.08))
     t = rng.uniform(0, period)
+    double = seg.verb_heard and verb.second_of_pair
     while a + int(t * sr) < b:
-        s = strike(noun.material, rng, sr) * rng.uniform(0.5, 1.0) * 0.25
-        i = a + int(t * sr)
-        j = min(total, i + s.shape[0])
-        sig[i:j] += s[: j - i]
+        gain = rng.uniform(0.5, 1.0) * 0.25
+        for delay, level in ((0.0, 1.0), (0.07, 0.7)) if double else ((0.0, 1.0),):
+            s = strike(noun.material, rng, sr) * gain * level
+            i = a + int((t + delay) * sr)
+            j = min(total, i + s.shape[0])
+            if i < j:
+                sig[i:j] += s[: j - i]
         t += period * rng.uniform(0.9, 1.1)
     rms = float(np.sqrt(np.mean(sig[a:b] ** 2))) if b > a else 0.0
     noise = np.zeros(total, np.float32)

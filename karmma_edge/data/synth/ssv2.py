@@ -53,7 +53,7 @@ def _render(path: Path, video: VideoPlan, k: int, p: Preset, verbs, nouns, seed:
     rng = np.random.default_rng([seed, SPLIT_CODES[video.split], 1000 + video.index, k])
     seg = type(seg)(**{**seg.__dict__, "start_frame": 1})
     clip = VideoPlan(video.split, video.participant_id, video.video_id, FPS, video.index, [seg], seg.frames)
-    renderer = VideoRenderer(clip, [n.shape for n in nouns], [v.motion for v in verbs], p.width, p.height, rng)
+    renderer = VideoRenderer(clip, nouns, verbs, p.width, p.height, rng)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"vp80"), FPS, (p.width, p.height))
     if not writer.isOpened():
         raise DataError(f"{path}: this OpenCV build cannot write VP8 .webm; install opencv-python-headless "

@@ -22,7 +22,7 @@ def render_video(root: Path, video: VideoPlan, p: Preset, verbs: list[Verb], nou
     """Frames go to folders (`<vid>/frame_*.jpg`) or, with layout "tar", to EPIC's per-video tars."""
     cv2.setNumThreads(1)    # one video per process; threads would only contend on 2 cores
     rng = np.random.default_rng([seed, SPLIT_CODES[video.split], 1000 + video.index])
-    renderer = VideoRenderer(video, [n.shape for n in nouns], [v.motion for v in verbs], p.width, p.height, rng)
+    renderer = VideoRenderer(video, nouns, verbs, p.width, p.height, rng)
     rgb_dir = root / video.participant_id / "rgb_frames" / video.video_id
     flow_dir = root / video.participant_id / "flow_frames" / video.video_id
     rgb_files: dict[str, bytes] = {}
