@@ -74,13 +74,16 @@ register_model("student-s", StudentConfig(frame_widths=(32, 64, 128), audio_widt
 register_model("student-xs", StudentConfig(frame_widths=(8, 16, 32), audio_widths=(8, 16, 32), fusion_dim=32,
                                            fusion_depth=1, fusion_heads=2,
                                            spec=InputSpec(frames=4, height=32, width=32, audio_seconds=0.5)))
-# The KARMMA_S student of `reproduce --preset demo`: 4 frames of 48x48, sized so that three
-# students and a teacher train in minutes on a 2-core CPU.
-register_model("student-m", StudentConfig(frame_widths=(16, 32, 64), audio_widths=(16, 32, 64), fusion_dim=64,
-                                          fusion_depth=1, fusion_heads=4, spec=InputSpec(frames=4, height=48, width=48)))
+# KARMMA_S of the demo and of `reproduce --preset demo`: 4 frames of 48x48, a 256-point STFT. Sized by
+# scripts/int8_speed.py and train/cost.py: under a quarter of teacher-m's FLOPs, with convolutions
+# wide enough (24..96 channels, LeakyReLU) that ONNX Runtime's INT8 graph runs well ahead of FP32;
+# at 16..64 channels INT8 ran at 0.89 of FP32 (per-node overhead dominates such small convolutions).
+register_model("student-m", StudentConfig(frame_widths=(24, 48, 96), audio_widths=(16, 32, 64), fusion_dim=64,
+                                          fusion_depth=1, fusion_heads=4, leaky_slope=0.1,
+                                          spec=InputSpec(frames=4, height=48, width=48, n_fft=256)))
 
 # -------------------------------------------------------------------------------------- extractors
 # Each reads the clips of the student it teaches (same spec), at 4-6x the student's FLOPs.
 register_model("teacher-xs", ExtractorConfig((16, 32, 64), (16, 32, 64), 2, model_config("student-xs").spec))
-register_model("teacher-m", ExtractorConfig((32, 64, 128), (32, 64, 128), 2, model_config("student-m").spec))
+register_model("teacher-m", ExtractorConfig((32, 64, 128), (32, 64, 128), 3, model_config("student-m").spec))
 register_model("teacher-s", ExtractorConfig((48, 96, 192), (48, 96, 192), 2, model_config("student-s").spec))

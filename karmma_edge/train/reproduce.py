@@ -60,9 +60,9 @@ PRESETS: dict[str, ReproducePreset] = {
     # material (audio) and the ordering between methods was a coin toss.
     "demo": ReproducePreset(
         data="demo",
-        extractors={"model": "teacher-m", "epochs": 12, "batch_size": 32, "lr": 3e-3},
+        extractors={"model": "teacher-m", "epochs": 8, "batch_size": 32, "lr": 3e-3},
         teacher={**_RESULT_TEACHER, "fusion_depth": 2, "epochs": 30},
-        student={**_RESULT_STUDENT, "model": "student-m", "epochs": 40, "lr": 3e-3}),
+        student={**_RESULT_STUDENT, "model": "student-m", "epochs": 30, "lr": 3e-3}),
     "full": ReproducePreset(
         data="full",
         extractors={"model": "teacher-s", "epochs": 8, "batch_size": 32, "lr": 2e-3},
