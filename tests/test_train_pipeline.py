@@ -30,8 +30,10 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
     results = reproduce(preset, tmp_path, seed=0, progress=False, threads=1, data=tiny_dataset)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(results) == {"methods", "cost"}
-    names = {"teacher", "baseline", "baseline_dropout", "karmma_s"}
+    assert set(results) == {"split", "methods", "cost", "checks"}
+    # Figures on test (the tiny data has one); every run chose its epochs on validation.
+    assert results["split"] == "test"
+    names = {"teacher", "baseline", "baseline_dropout", "control", "karmma_s"}
     assert set(results["methods"]) == names and set(results["cost"]) == names
     for r in results["methods"].values():
         assert list(r["subsets"]) == all_profiles()
@@ -44,9 +46,33 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
         assert list(c) == all_profiles() and all(v["gflops"] > 0 and v["params"] > 0 for v in c.values())
     md = (tmp_path / "results.md").read_text()
     assert "| V+F+A |" in md and "KARMMA_S" in md and "Table B" in md
+    assert "test split" in md.splitlines()[0] and "Test split, top-1" in md
+    # A column in Table A's three subset tables, a row in Table B.
+    assert md.count("| KARMMA_T | Baseline | Baseline w/ δ | Pre-trained w/ δ | KARMMA_S |") == 3
+    assert sum(line.startswith("| Pre-trained w/ δ | ") for line in md.splitlines()) == 1
+    checks = results["checks"]
+    assert set(checks["checks"]) == {"order_mean", "order_p05", "kept_ratio", "beats_control"}
+    assert checks["holds"] == all(checks["checks"].values())
+    beats = checks["mean_top1"]["karmma_s"] > checks["mean_top1"]["control"]
+    assert checks["checks"]["beats_control"] == beats
+    assert f"KARMMA_S beats the control {'holds' if beats else 'does NOT hold'}" in md
+    # The control: the student's own encoders pre-trained on the pretrain pool with the extractors'
+    # recipe, loaded into a student trained like baseline_dropout.
+    runs = tmp_path / "runs"
+    pre = json.loads((runs / "control_extractors" / "run.json").read_text())
+    ext = json.loads((runs / "extractors" / "run.json").read_text())
+    assert pre["model"] == preset.student["model"] and pre["data"]["split"] == "pretrain"
+    assert {k: pre["config"][k] for k in ("epochs", "lr", "batch_size", "split")} == \
+        {k: ext["config"][k] for k in ("epochs", "lr", "batch_size", "split")}
+    control = json.loads((runs / "control" / "run.json").read_text())
+    dropout = json.loads((runs / "baseline_dropout" / "run.json").read_text())
+    assert control["method"] == "control" and control["config"]["init_extractors"] == str(runs / "control_extractors")
+    assert {**control["config"], "init_extractors": None} == dropout["config"]
     assert (tmp_path / "subsets.png").stat().st_size > 0 and (tmp_path / "missing_modalities.png").stat().st_size > 0
-    # The distilled student read the teacher's cached tokens: one token file per modality and split.
-    assert len(list((tmp_path / "cache" / "tokens").glob("*.npy"))) == 6
+    # The teacher's tokens are cached once per modality and split: train and validation from its
+    # training (KARMMA_S reads train's), test from the evaluation.
+    tokens = sorted(p.name.split("-")[0] for p in (tmp_path / "cache" / "tokens").glob("*.npy"))
+    assert tokens == ["test"] * 3 + ["train"] * 3 + ["validation"] * 3
 
 
 def test_eval_command(tiny_run, tmp_path):

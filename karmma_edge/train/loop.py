@@ -42,6 +42,8 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, 
 def method_of(cfg: TrainConfig) -> str:
     if cfg.teacher is not None:
         return "karmma_s"
+    if cfg.init_extractors is not None:
+        return "control"
     return "baseline_dropout" if cfg.modality_dropout > 0 else "baseline"
 
 
@@ -63,6 +65,10 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     classes = dataset_classes(meta)
     outputs = label_heads(classes)
     student = create_student(cfg.model, outputs, modalities)
+    if cfg.init_extractors is not None:
+        from karmma_edge.train.extractors import init_student_encoders
+
+        init_student_encoders(student, cfg.init_extractors, cfg.model)
     verb, noun, ids = split_labels(cfg.data, "train", spec, cfg.format)
     labels = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, verb, noun).items()}
     val_labels = head_labels(outputs, val.verb, val.noun)
