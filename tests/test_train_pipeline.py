@@ -77,12 +77,36 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
 
 def test_eval_command(tiny_run, tmp_path):
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(app, ["eval", "--run", str(tiny_run), "--json", str(out), "--draws", "3"])
+    result = CliRunner().invoke(app, ["eval", "--run", str(tiny_run), "--json", str(out), "--draws", "3",
+                                      "--split", "validation"])
     assert result.exit_code == 0, result.output
+    assert "on the validation split (24 clips)" in result.output
     data = json.loads(out.read_text())
     assert list(data["subsets"]) == all_profiles() and list(data["curve"]) == P_KEYS
+    assert data["split"] == "validation" and data["clips"] == 24
+    # Training's per-epoch metrics are on validation, the split the run chose on.
     recorded = json.loads((tiny_run / "run.json").read_text())["metrics"]
     assert data["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(recorded["action_top1"])
+
+
+def test_evaluate_run_scores_the_test_split_by_default(tiny_run, tiny_dataset):
+    from karmma_edge.data import open_dataset
+    from karmma_edge.data.arrays import load_split
+    from karmma_edge.metrics import head_labels, label_heads, scores
+    from karmma_edge.train.evaluate import evaluate_run
+    from karmma_edge.train.loop import predict
+    from karmma_edge.train.runs import load_student
+
+    result = evaluate_run(tiny_run, draws=2, progress=False)
+    student, info = load_student(tiny_run)
+    test = load_split(tiny_dataset, "test", student.spec, progress=False)
+    assert result["split"] == "test" and result["clips"] == len(test)
+    # The scores are the student's on the test clips, computed here apart from evaluate_run.
+    labels = head_labels(label_heads(info["classes"]), test.verb, test.noun)
+    assert result["subsets"]["rgb+flow+audio"] == pytest.approx(scores(predict(student, test, student.modalities), labels))
+    ids = {split: {s.id for s in open_dataset(tiny_dataset, split, student.spec).segments}
+           for split in ("test", "validation")}
+    assert ids["test"] and not ids["test"] & ids["validation"]
 
 
 DRIVER = """
@@ -145,8 +169,8 @@ def test_torchrun_two_processes_disjoint_halves_and_killed_run_resumes(tiny_data
 
     student, info = load_student(whole)
     assert len(info["history"]) == 2
-    result = evaluate_run(whole, draws=2, progress=False)
-    # The checkpoint evaluates to what the run recorded, as a single-process run's does.
+    result = evaluate_run(whole, draws=2, progress=False, split="validation")
+    # The checkpoint evaluates to what the run recorded (on validation), as a single-process run's does.
     assert result["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])
 
     split = tmp_path / "split"
