@@ -165,9 +165,9 @@ def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], Inpu
     return sources, cfg.spec
 
 
-def init_student_encoders(student: nn.Module, run_dir: Path, model: str) -> None:
-    """Load the encoders a `train extractors` run pre-trained with `model: <the student's>` into the
-    student's extractors (`TrainConfig.init_extractors`); they train on with the rest of the student."""
+def student_encoders(run_dir: Path, model: str) -> dict[str, dict]:
+    """The encoders a `train extractors` run pre-trained with `model: <the student's>`, as state dicts per
+    modality, checked to be the student's own (`TrainConfig.init_extractors`, reproduce's control)."""
     from karmma_edge.errors import ConfigError
     from karmma_edge.train.runs import read_run_info
 
@@ -176,20 +176,33 @@ def init_student_encoders(student: nn.Module, run_dir: Path, model: str) -> None
     info = read_run_info(run_dir)
     if info.get("kind") != "extractors":
         raise ConfigError(f"{where} is a {info.get('kind')} run, not a `train extractors` run; {fix}")
-    if info.get("model") != model or InputSpec.from_dict(info["input_spec"]) != student.spec:
+    if info.get("model") != model or InputSpec.from_dict(info["input_spec"]) != model_config(model).spec:
         raise ConfigError(f"{where} pre-trained model {info.get('model')!r}, but the student is {model!r}: "
                           f"its encoders must have the student's layout and input spec; {fix}")
-    missing = [m for m in student.modalities if m not in info["modalities"]]
-    if missing:
-        raise ConfigError(f"{where} has no {'+'.join(missing)} encoder (it pre-trained "
-                          f"{'+'.join(info['modalities'])}); {fix} on the student's modalities")
-    for m in student.modalities:
+    states = {}
+    for m in info["modalities"]:
         path = extractor_file(run_dir, m)
         try:
-            student.extractors[m].load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            states[m] = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError) as e:
-            raise ConfigError(f"{where}: cannot load {path} into the student's {m} encoder "
-                              f"({type(e).__name__}: {str(e)[:200]}); {fix}") from None
+            raise ConfigError(f"{where}: cannot read {path} ({type(e).__name__}: {str(e)[:200]}); {fix}") from None
+    return states
+
+
+def load_student_encoders(student: nn.Module, states: dict[str, dict], run_dir: Path) -> None:
+    """Initialise the student's extractors from `student_encoders`; they train on with the rest."""
+    from karmma_edge.errors import ConfigError
+
+    missing = [m for m in student.modalities if m not in states]
+    if missing:
+        raise ConfigError(f"init_extractors: {run_dir} has no {'+'.join(missing)} encoder (it pre-trained "
+                          f"{'+'.join(states)}); pre-train the student's encoders on its modalities")
+    for m in student.modalities:
+        try:
+            student.extractors[m].load_state_dict(states[m])
+        except RuntimeError as e:
+            raise ConfigError(f"init_extractors: {run_dir}'s {m} encoder does not fit the student's "
+                              f"({str(e)[:200]}); pre-train it again with the student's model") from None
 
 
 def load_source(origin: Path, modality: str, spec: InputSpec | None = None) -> TokenSource:

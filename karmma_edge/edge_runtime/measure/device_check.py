@@ -153,10 +153,8 @@ def run_device_check(bundle_dir: Path, data: Path | None, out: Path, precision: 
     trt = import_tensorrt()                                    # fails first, with install steps
     report: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bundle": str(bundle.root),
-        "model_id": bundle.manifest.model_id, "tensorrt": trt.__version__, "precision": precision,
-        "dla_core": dla_core, "split": split, "machine": describe_machine(),
-        "power_and_clocks_before": power_and_clocks(),
-    }
+        "model_id": bundle.manifest.model_id, "tensorrt": trt.__version__, "precision": precision, "split": split,
+        "dla_core": dla_core, "machine": describe_machine(), "power_and_clocks_before": power_and_clocks()}
     progress("checking the bundle against TensorRT's ONNX parser rules")
     report["conformance"] = f"{check_bundle_for_build(bundle.root, None, precision, dla_core)} graphs conform"
     progress("building engines")
