@@ -19,6 +19,7 @@ from karmma_edge.presets import CONFIG_DIR  # noqa: E402
 from karmma_edge.profiles import all_profiles  # noqa: E402
 
 CONFIGS = CONFIG_DIR
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 P_KEYS = [f"{0.1 * i:.1f}" for i in range(10)]
 
 
@@ -69,6 +70,16 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
     assert control["method"] == "control" and control["config"]["init_extractors"] == str(runs / "control_extractors")
     assert {**control["config"], "init_extractors": None} == dropout["config"]
     assert (tmp_path / "subsets.png").stat().st_size > 0 and (tmp_path / "missing_modalities.png").stat().st_size > 0
+    # The seeds' table: one row per directory, the checks as computed above.
+    table = subprocess.run([sys.executable, str(SCRIPTS / "reproduce_seeds.py"), str(tmp_path), str(tmp_path)],
+                           capture_output=True, text=True)
+    assert table.returncode == (0 if checks["holds"] else 1), table.stderr
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| 0 | test |")]
+    mean = checks["mean_top1"]
+    assert len(rows) == 2 and rows[0].startswith(
+        "| 0 | test | " + " | ".join(f"{mean[m]:.2f}" for m in ("teacher", "karmma_s", "baseline_dropout",
+                                                                  "baseline", "control")) + " | ")
+    assert f"Every check held on {2 if checks['holds'] else 0} of 2 seeds." in table.stdout
     # The teacher's tokens are cached once per modality and split: train and validation from its
     # training (KARMMA_S reads train's), test from the evaluation.
     tokens = sorted(p.name.split("-")[0] for p in (tmp_path / "cache" / "tokens").glob("*.npy"))
