@@ -29,7 +29,8 @@ ReproducePreset = choice_enum("ReproducePreset", PRESETS)
 @app.command("extractors")
 def train_extractors_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Path] = DATA,
                          seed: Optional[int] = SEED) -> None:
-    """Pre-train the teacher's per-modality extractors (frozen afterwards)."""
+    """Pre-train the teacher's per-modality extractors (frozen afterwards), or with a student `model` that
+    student's own encoders (a student config's `init_extractors` loads them)."""
     from karmma_edge.train.config import ExtractorsConfig, load_config
     from karmma_edge.train.pretrain import train_extractors
 
@@ -98,7 +99,8 @@ def reproduce_cmd(preset: ReproducePreset = typer.Option(ReproducePreset.demo, "
                   threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads"),
                   data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} to use instead of "
                                                       "synthesizing the preset's")) -> None:
-    """Data, extractors, teacher, baselines and KARMMA_S, evaluation: paper-style tables and plots."""
+    """Data, extractors, teacher, baselines, the pre-trained control and KARMMA_S, evaluation on the test
+    split (validation where the data has none): paper-style tables and plots."""
     import logging
 
     from karmma_edge.train.reproduce import reproduce
