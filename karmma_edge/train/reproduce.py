@@ -141,7 +141,8 @@ def train_methods(preset: ReproducePreset, runs: Path, common: dict, stage, prog
     """Every run of METHODS under `runs`, through `stage(name, fn, run_dir, cfg)` (which skips a finished one).
 
     The control's encoders pre-train as the teacher's extractors do (same pool, epochs, lr), but they
-    are the student's own: it differs from KARMMA_S only in being taught by labels instead of KARMMA_T.
+    are the student's own: the control differs from baseline_dropout only in starting from them, so
+    KARMMA_S against it is the gain of distillation apart from that of pre-training.
     """
     from karmma_edge.file_formats import validate
     from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
