@@ -31,9 +31,9 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
     results = reproduce(preset, tmp_path, seed=0, progress=False, threads=1, data=tiny_dataset)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(results) == {"split", "methods", "cost", "checks"}
+    assert set(results) == {"split", "clips", "methods", "cost", "checks"}
     # Figures on test (the tiny data has one); every run chose its epochs on validation.
-    assert results["split"] == "test"
+    assert results["split"] == "test" and results["clips"] == 24
     names = {"teacher", "baseline", "baseline_dropout", "control", "karmma_s"}
     assert set(results["methods"]) == names and set(results["cost"]) == names
     for r in results["methods"].values():
@@ -47,7 +47,7 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
         assert list(c) == all_profiles() and all(v["gflops"] > 0 and v["params"] > 0 for v in c.values())
     md = (tmp_path / "results.md").read_text()
     assert "| V+F+A |" in md and "KARMMA_S" in md and "Table B" in md
-    assert "test split" in md.splitlines()[0] and "Test split, top-1" in md
+    assert "test split" in md.splitlines()[0] and "Test split (24 clips: one clip is worth 4.17 points), top-1" in md
     # A column in Table A's three subset tables, a row in Table B.
     assert md.count("| KARMMA_T | Baseline | Baseline w/ δ | Pre-trained w/ δ | KARMMA_S |") == 3
     assert sum(line.startswith("| Pre-trained w/ δ | ") for line in md.splitlines()) == 1

@@ -1,4 +1,5 @@
-"""`karmma-edge eval`: accuracy on every subset of modalities and under random missing modalities.
+"""`karmma-edge eval`: accuracy on every subset of modalities and under random missing modalities, on
+the test split where the data has one (`--split`; training chose on validation).
 
 Every subset gets top-1, top-5 and mean class accuracy (action, and verb and noun where the dataset
 has them). The curve drops each modality independently with probability p (at least one kept), per

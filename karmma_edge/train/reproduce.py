@@ -117,16 +117,15 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
     split = report_split(data, preset.format)
 
     def evaluate():
-        return {m: {k: v for k, v in evaluate_run(runs / m, preset.draws, seed=0, progress=progress,
-                                                  split=split).items()
-                    if k in ("subsets", "curve")} for m in METHODS}
+        return {m: evaluate_run(runs / m, preset.draws, seed=0, progress=progress, split=split) for m in METHODS}
 
-    methods = stage("evaluation", evaluate)
+    evaluated = stage("evaluation", evaluate)
+    methods = {m: {k: r[k] for k in ("subsets", "curve")} for m, r in evaluated.items()}
     teacher, info = load_teacher(runs / "teacher")
     cost = {"teacher": teacher_cost(teacher, teacher_sources(info), InputSpec.from_dict(info["input_spec"]))}
     for m in METHODS[1:]:
         cost[m] = student_cost(load_student(runs / m)[0])
-    results = {"split": split, "methods": methods, "cost": cost}
+    results = {"split": split, "clips": evaluated["teacher"]["clips"], "methods": methods, "cost": cost}
     results["checks"] = acceptance_checks(results)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     meta = {"preset": preset.model_dump(mode="json"), "seed": seed, "data": str(data), "split": split,
@@ -260,7 +259,8 @@ def results_markdown(results: dict, meta: dict) -> str:
 
 
 def _split_title(results: dict) -> str:
-    return f"{results['split'].capitalize()} split"
+    n = results["clips"]
+    return f"{results['split'].capitalize()} split ({n} clips: one clip is worth {100 / n:.2f} points)"
 
 
 def _held(ok: bool) -> str:
