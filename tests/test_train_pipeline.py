@@ -114,7 +114,8 @@ def test_evaluate_run_scores_the_test_split_by_default(tiny_run, tiny_dataset):
     assert result["split"] == "test" and result["clips"] == len(test)
     # The scores are the student's on the test clips, computed here apart from evaluate_run.
     labels = head_labels(label_heads(info["classes"]), test.verb, test.noun)
-    assert result["subsets"]["rgb+flow+audio"] == pytest.approx(scores(predict(student, test, student.modalities), labels))
+    expected = scores(predict(student, test, student.modalities), labels)
+    assert result["subsets"]["rgb+flow+audio"] == pytest.approx(expected)
     ids = {split: {s.id for s in open_dataset(tiny_dataset, split, student.spec).segments}
            for split in ("test", "validation")}
     assert ids["test"] and not ids["test"] & ids["validation"]
