@@ -11,6 +11,7 @@ from typing import Iterable, Optional
 
 import typer
 
+from karmma_edge.data import HELD_OUT_SPLITS
 from karmma_edge.targets import BACKENDS, PRECISIONS
 
 
@@ -21,6 +22,7 @@ def choice_enum(name: str, values: Iterable[str]) -> type[Enum]:
 
 Precision = choice_enum("Precision", PRECISIONS)
 Backend = choice_enum("Backend", BACKENDS)
+HeldOutSplit = choice_enum("HeldOutSplit", HELD_OUT_SPLITS)
 
 
 class DataFormat(str, Enum):
@@ -62,6 +64,8 @@ PROFILES_HELP = "profiles: one (rgb+audio), a comma list, or all"
 ENGINE_CACHE_HELP = "TensorRT engine cache directory"
 DLA_CORE_HELP = "TensorRT: build for this DLA core (layers DLA cannot run fall back to the GPU)"
 THREADS_HELP = "ONNX Runtime intra-op threads"
+# Choices (epochs, p, calibration, the gate) are made on validation; reported figures come from test.
+SPLIT_HELP = "held-out split to score (default: test where the data has a labelled one, else validation)"
 
 
 def deprecated(old: str, new: str) -> typer.models.OptionInfo:

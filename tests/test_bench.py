@@ -70,6 +70,8 @@ def test_bench_writes_files_with_the_documented_schema(bench_out, run_dir):
         assert r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
         assert r["throughput_clips_s"] > 0 and r["load_ms"] > 0 and r["peak_rss_mb"] > 0
         assert r["gpu_util_percent"] is None            # no GPU here: stated, not invented
+    # Figures on test by default (the tiny data has one); the build's gate chose on validation.
+    assert data["data"]["split"] == "test" and data["data"]["gate_split"] == "validation"
     for a in data["accuracy"]:
         assert set(a) == {f.name for f in fields(AccuracyRow)}
         assert 0 <= a["action_top1"] <= 100 and a["clips"] == data["data"]["clips"]
@@ -87,7 +89,8 @@ def test_bench_writes_files_with_the_documented_schema(bench_out, run_dir):
         assert len(list(csv.DictReader(f))) == len(rows)
     report = (bench_out / "report.md").read_text()
     for text in ("ONNX Runtime 1.", "TensorRT", "JetPack", "3 timed runs", "min-max ms", "## Deployed system",
-                 "not offered", "## Profile switch latency"):
+                 "not offered", "## Profile switch latency", "Figures on the **test** split",
+                 "passed its accuracy gate on `validation`", "## Accuracy on `test`", "same `test` clips"):
         assert text in report, text
     assert load_results(bench_out / "results.json").latency[0].runs == 3
 
@@ -100,17 +103,12 @@ def test_deployed_curve_at_p0_is_the_full_profile_int8_accuracy(bench_out):
     assert set(results.curve.profiles) == set(results.bundle["profiles"])        # the whole bundle is deployed
 
 
-def test_bench_reports_the_qdq_graph_and_this_hosts_int8_fast_path(bench_out, tiny_bundle):
-    from karmma_edge.bundle import Bundle
-
+def test_bench_reports_the_qdq_graph_and_this_hosts_int8_fast_path(bench_out):
     results = load_results(bench_out / "results.json")
-    manifest = Bundle(tiny_bundle).manifest
     for profile in PROFILES.split(","):
         fast = results.accuracy_of("onnxruntime", profile, "int8")
         graph = results.accuracy_of(QDQ_GRAPH, profile, "int8")
         assert fast is not None and graph is not None
-        # The Q/DQ graph row is the figure the build recorded, on any processor.
-        assert graph.action_top1 == pytest.approx(manifest.profiles[profile].accuracy["int8"].action_top1)
     assert not any(r.backend == QDQ_GRAPH for r in results.latency)          # measured, never timed
     cpu = int8_support()
     assert results.machine["cpu_int8"]["exact"] == cpu.exact
@@ -154,6 +152,38 @@ def test_compare_marks_a_doctored_regression(bench_out, tiny_bundle, tiny_data_r
     assert "**REGRESSION** | onnxruntime audio int8 b1" in report
     kinds = {(g.kind, g.key) for g in load_results(out / "results.json").comparison.regressions}
     assert kinds == {("latency", "onnxruntime audio int8 b1"), ("accuracy", "onnxruntime audio int8")}
+
+
+def test_bench_on_validation_gives_the_figures_the_build_gated_on(tiny_bundle, tiny_data_root, tmp_path):
+    """--split validation scores the clips the build's gate chose on: the Q/DQ graph rows are the
+    manifest's figures, on any processor, and the report says they are not independent of that choice."""
+    from karmma_edge.bundle import Bundle
+
+    out = tmp_path / "validation"
+    printed = bench("--bundle", str(tiny_bundle), "--data", str(tiny_data_root), "--split", "validation",
+                    "--profiles", PROFILES, "--backends", "onnxruntime", "--precisions", "int8", "--batch", "1",
+                    *FAST, "--out", str(out))
+    assert "validation action top-1" in printed
+    results = load_results(out / "results.json")
+    assert results.data["split"] == "validation"
+    manifest = Bundle(tiny_bundle).manifest
+    assert manifest.eval_split == "validation"
+    for profile in PROFILES.split(","):
+        graph = results.accuracy_of(QDQ_GRAPH, profile, "int8")
+        assert graph.action_top1 == pytest.approx(manifest.profiles[profile].accuracy["int8"].action_top1)
+    assert "the split the build's accuracy gate chose the calibration on" in (out / "report.md").read_text()
+
+
+def test_compare_across_splits_compares_latency_only(bench_out):
+    new = load_results(bench_out / "results.json")
+    old = json.loads((bench_out / "results.json").read_text())
+    old["data"]["split"] = "validation"
+    for a in old["accuracy"]:
+        a["action_top1"] = 100.0                        # far above anything the test split scored
+    old["curve"]["engine"] = {p: 100.0 for p in old["curve"]["engine"]}
+    comparison = compare(BenchResults.from_dict(old), new, "old")
+    assert not [g for g in comparison.regressions if g.kind in ("accuracy", "curve")]
+    assert any("scored the validation split and this one test" in c for c in comparison.caveats)
 
 
 def test_fewer_than_100_runs_needs_the_test_option(tiny_bundle, tmp_path):

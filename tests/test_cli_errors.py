@@ -23,3 +23,18 @@ def test_bench_with_missing_bundle_names_it(tmp_path):
     assert r.returncode == 2
     assert str(tmp_path / "nope") in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_split_test_on_data_without_one_names_the_option_and_the_fix(tiny_bundle, tiny_data_root, tmp_path):
+    """EPIC-KITCHENS-100 withholds its test labels: `--split test` on such a tree is refused up front."""
+    stripped = tmp_path / "no-test"
+    stripped.mkdir()
+    for entry in tiny_data_root.iterdir():
+        if entry.name != "KARMMA_test.csv":
+            (stripped / entry.name).symlink_to(entry)
+    r = karmma_cli("bench", "--bundle", str(tiny_bundle), "--data", str(stripped), "--split", "test",
+                   "--out", str(tmp_path / "r"))
+    assert r.returncode == 2
+    assert "--split test" in r.stderr and "no labelled test split" in r.stderr and "--split validation" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert not (tmp_path / "r").exists()

@@ -76,6 +76,7 @@ def test_device_check_writes_one_report(tiny_bundle, tiny_data_root, tmp_path, m
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["conformance"] == "7 graphs conform" and report["tensorrt"] == "10.3.0"
+    assert report["split"] == "test"            # the clips the build's gate (validation) never saw
     assert report["power_and_clocks_before"]["nvpmodel"]["stdout"].startswith("NV Power Mode: MAXN")
     assert "CurrentFreq=1300500000" in report["power_and_clocks_after"]["jetson_clocks"]["stdout"]
     assert set(report["profiles"]) == {"rgb", "flow", "audio", "rgb+flow", "rgb+audio", "flow+audio",
@@ -91,3 +92,4 @@ def test_device_check_writes_one_report(tiny_bundle, tiny_data_root, tmp_path, m
     assert len(calls) == 7 and any("--shapes=rgb:1x" in c and ",audio:1x" in c for c in calls)
     markdown = (out / "report.md").read_text()
     assert "Power mode: NV Power Mode: MAXN" in markdown and "| rgb+flow+audio | 10 |" in markdown
+    assert "clips from the test split" in markdown

@@ -108,7 +108,7 @@ def test_teacher_on_user_files(tiny_dataset, tmp_path):
                         fusion_depth=1, fusion_heads=2, epochs=1, batch_size=16, threads=1)
     info = train_teacher(cfg, tmp_path / "teacher", progress=False)
     assert info["extractors"]["audio"]["origin"] == str(files["audio"])
-    result = evaluate_run(tmp_path / "teacher", draws=2, progress=False)
+    result = evaluate_run(tmp_path / "teacher", draws=2, progress=False, split="validation")
     assert result["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])
 
 
@@ -171,7 +171,7 @@ def test_teacher_reads_each_extractor_at_its_own_spec(tiny_dataset, tmp_path):
     np.testing.assert_array_equal(clip.inputs["flow"][0, ..., 4], resize(u, 112, 112))
     np.testing.assert_array_equal(clip.inputs["flow"][0, ..., 5], resize(v, 112, 112))
 
-    result = evaluate_run(tmp_path / "teacher", draws=2, progress=False)
+    result = evaluate_run(tmp_path / "teacher", draws=2, progress=False, split="validation")
     assert result["subsets"]["rgb+flow"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])
 
 

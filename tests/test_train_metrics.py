@@ -62,7 +62,7 @@ def test_eval_writes_top5_mean_class_per_class_csv_and_confusion_png(tiny_run, t
         rows = list(csv.DictReader(fh))
     run = json.loads((tiny_run / "run.json").read_text())
     names = action_names(run["classes"])
-    # The tiny validation split holds every one of its 12 actions twice.
+    # The tiny test split (eval's default) holds every one of its 12 actions twice.
     assert len(rows) == 12 and all(r["name"] in names and int(r["clips"]) == 2 for r in rows)
     full = data["subsets"]["rgb+flow+audio"]
     assert np.mean([float(r["top1"]) for r in rows]) == pytest.approx(full["action_mean_class"])

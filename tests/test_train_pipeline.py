@@ -19,6 +19,7 @@ from karmma_edge.presets import CONFIG_DIR  # noqa: E402
 from karmma_edge.profiles import all_profiles  # noqa: E402
 
 CONFIGS = CONFIG_DIR
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 P_KEYS = [f"{0.1 * i:.1f}" for i in range(10)]
 
 
@@ -30,8 +31,10 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
     results = reproduce(preset, tmp_path, seed=0, progress=False, threads=1, data=tiny_dataset)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(results) == {"methods", "cost"}
-    names = {"teacher", "baseline", "baseline_dropout", "karmma_s"}
+    assert set(results) == {"split", "clips", "methods", "cost", "checks"}
+    # Figures on test (the tiny data has one); every run chose its epochs on validation.
+    assert results["split"] == "test" and results["clips"] == 24
+    names = {"teacher", "baseline", "baseline_dropout", "control", "karmma_s"}
     assert set(results["methods"]) == names and set(results["cost"]) == names
     for r in results["methods"].values():
         assert list(r["subsets"]) == all_profiles()
@@ -44,19 +47,78 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
         assert list(c) == all_profiles() and all(v["gflops"] > 0 and v["params"] > 0 for v in c.values())
     md = (tmp_path / "results.md").read_text()
     assert "| V+F+A |" in md and "KARMMA_S" in md and "Table B" in md
+    assert "test split" in md.splitlines()[0] and "Test split (24 clips: one clip is worth 4.17 points), top-1" in md
+    # A column in Table A's three subset tables, a row in Table B.
+    assert md.count("| KARMMA_T | Baseline | Baseline w/ δ | Pre-trained w/ δ | KARMMA_S |") == 3
+    assert sum(line.startswith("| Pre-trained w/ δ | ") for line in md.splitlines()) == 1
+    checks = results["checks"]
+    assert set(checks["checks"]) == {"order_mean", "order_p05", "kept_ratio", "beats_control"}
+    assert checks["holds"] == all(checks["checks"].values())
+    beats = checks["mean_top1"]["karmma_s"] > checks["mean_top1"]["control"]
+    assert checks["checks"]["beats_control"] == beats
+    assert f"KARMMA_S beats the control {'holds' if beats else 'does NOT hold'}" in md
+    # The control: the student's own encoders pre-trained on the pretrain pool with the extractors'
+    # recipe, loaded into a student trained like baseline_dropout.
+    runs = tmp_path / "runs"
+    pre = json.loads((runs / "control_extractors" / "run.json").read_text())
+    ext = json.loads((runs / "extractors" / "run.json").read_text())
+    assert pre["model"] == preset.student["model"] and pre["data"]["split"] == "pretrain"
+    assert {k: pre["config"][k] for k in ("epochs", "lr", "batch_size", "split")} == \
+        {k: ext["config"][k] for k in ("epochs", "lr", "batch_size", "split")}
+    control = json.loads((runs / "control" / "run.json").read_text())
+    dropout = json.loads((runs / "baseline_dropout" / "run.json").read_text())
+    assert control["method"] == "control" and control["config"]["init_extractors"] == str(runs / "control_extractors")
+    assert {**control["config"], "init_extractors": None} == dropout["config"]
     assert (tmp_path / "subsets.png").stat().st_size > 0 and (tmp_path / "missing_modalities.png").stat().st_size > 0
-    # The distilled student read the teacher's cached tokens: one token file per modality and split.
-    assert len(list((tmp_path / "cache" / "tokens").glob("*.npy"))) == 6
+    # The seeds' table: one row per directory, the checks as computed above.
+    table = subprocess.run([sys.executable, str(SCRIPTS / "reproduce_seeds.py"), str(tmp_path), str(tmp_path)],
+                           capture_output=True, text=True)
+    assert table.returncode == (0 if checks["holds"] else 1), table.stderr
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| 0 | test |")]
+    mean = checks["mean_top1"]
+    assert len(rows) == 2 and rows[0].startswith(
+        "| 0 | test | " + " | ".join(f"{mean[m]:.2f}" for m in ("teacher", "karmma_s", "baseline_dropout",
+                                                                  "baseline", "control")) + " | ")
+    assert f"Every check held on {2 if checks['holds'] else 0} of 2 seeds." in table.stdout
+    # The teacher's tokens are cached once per modality and split: train and validation from its
+    # training (KARMMA_S reads train's), test from the evaluation.
+    tokens = sorted(p.name.split("-")[0] for p in (tmp_path / "cache" / "tokens").glob("*.npy"))
+    assert tokens == ["test"] * 3 + ["train"] * 3 + ["validation"] * 3
 
 
 def test_eval_command(tiny_run, tmp_path):
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(app, ["eval", "--run", str(tiny_run), "--json", str(out), "--draws", "3"])
+    result = CliRunner().invoke(app, ["eval", "--run", str(tiny_run), "--json", str(out), "--draws", "3",
+                                      "--split", "validation"])
     assert result.exit_code == 0, result.output
+    assert "on the validation split (24 clips)" in result.output
     data = json.loads(out.read_text())
     assert list(data["subsets"]) == all_profiles() and list(data["curve"]) == P_KEYS
+    assert data["split"] == "validation" and data["clips"] == 24
+    # Training's per-epoch metrics are on validation, the split the run chose on.
     recorded = json.loads((tiny_run / "run.json").read_text())["metrics"]
     assert data["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(recorded["action_top1"])
+
+
+def test_evaluate_run_scores_the_test_split_by_default(tiny_run, tiny_dataset):
+    from karmma_edge.data import open_dataset
+    from karmma_edge.data.arrays import load_split
+    from karmma_edge.metrics import head_labels, label_heads, scores
+    from karmma_edge.train.evaluate import evaluate_run
+    from karmma_edge.train.loop import predict
+    from karmma_edge.train.runs import load_student
+
+    result = evaluate_run(tiny_run, draws=2, progress=False)
+    student, info = load_student(tiny_run)
+    test = load_split(tiny_dataset, "test", student.spec, progress=False)
+    assert result["split"] == "test" and result["clips"] == len(test)
+    # The scores are the student's on the test clips, computed here apart from evaluate_run.
+    labels = head_labels(label_heads(info["classes"]), test.verb, test.noun)
+    expected = scores(predict(student, test, student.modalities), labels)
+    assert result["subsets"]["rgb+flow+audio"] == pytest.approx(expected)
+    ids = {split: {s.id for s in open_dataset(tiny_dataset, split, student.spec).segments}
+           for split in ("test", "validation")}
+    assert ids["test"] and not ids["test"] & ids["validation"]
 
 
 DRIVER = """
@@ -119,8 +181,8 @@ def test_torchrun_two_processes_disjoint_halves_and_killed_run_resumes(tiny_data
 
     student, info = load_student(whole)
     assert len(info["history"]) == 2
-    result = evaluate_run(whole, draws=2, progress=False)
-    # The checkpoint evaluates to what the run recorded, as a single-process run's does.
+    result = evaluate_run(whole, draws=2, progress=False, split="validation")
+    # The checkpoint evaluates to what the run recorded (on validation), as a single-process run's does.
     assert result["subsets"]["rgb+flow+audio"]["action_top1"] == pytest.approx(info["metrics"]["action_top1"])
 
     split = tmp_path / "split"

@@ -100,3 +100,61 @@ def test_streamed_clips_train_exactly_like_the_decoded_cache(tiny_dataset, tmp_p
     assert streamed["metrics"]["action_top1"] == cached["metrics"]["action_top1"]
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "c1").iterdir()) == ["train", "validation"]
     assert [p.name.split("-")[0] for p in (tmp_path / "c2").iterdir()] == ["validation"]
+
+
+@pytest.fixture(scope="module")
+def pretrained_student_encoders(tiny_dataset, tmp_path_factory):
+    """student-xs's own encoders pre-trained one epoch on the tiny pretrain pool: the control's first stage."""
+    from karmma_edge.train.config import ExtractorsConfig
+    from karmma_edge.train.pretrain import train_extractors
+
+    out = tmp_path_factory.mktemp("control") / "encoders"
+    train_extractors(ExtractorsConfig(data=tiny_dataset, model="student-xs", epochs=1, batch_size=16, threads=1),
+                     out, progress=False)
+    return out
+
+
+def test_control_student_starts_from_its_pre_trained_encoders(pretrained_student_encoders):
+    from karmma_edge.train.extractors import extractor_file, load_student_encoders, student_encoders
+    from karmma_edge.train.models import create_student
+
+    torch.manual_seed(0)
+    student = create_student("student-xs", {"verb": 3, "noun": 4})
+    fresh = copy.deepcopy(student.state_dict())
+    load_student_encoders(student, student_encoders(pretrained_student_encoders, "student-xs"),
+                          pretrained_student_encoders)
+    for m in MODALITIES:
+        saved = torch.load(extractor_file(pretrained_student_encoders, m), weights_only=True)
+        loaded = student.extractors[m].state_dict()
+        assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+        assert any(not torch.equal(fresh[f"extractors.{m}.{k}"], saved[k]) for k in saved)
+    # The fusion block is not touched: it trains from scratch, as baseline_dropout's does.
+    assert all(torch.equal(v, fresh[k]) for k, v in student.state_dict().items() if k.startswith("fusion."))
+
+
+def test_control_init_from_another_run_is_refused_before_training(tiny_dataset, tiny_run, pretrained_student_encoders,
+                                                                  tmp_path):
+    from karmma_edge.errors import ConfigError
+    from karmma_edge.train.config import load_config
+    from karmma_edge.train.loop import train_student
+
+    cfg = load_config(CONFIGS / "student-tiny.yaml", data=tiny_dataset)
+    with pytest.raises(ConfigError, match=r"init_extractors: .* is a student run, not a `train extractors` run"):
+        train_student(cfg.model_copy(update={"init_extractors": tiny_run}), tmp_path / "a", progress=False)
+    other = cfg.model_copy(update={"model": "student-m", "init_extractors": pretrained_student_encoders})
+    with pytest.raises(ConfigError, match="pre-trained model 'student-xs', but the student is 'student-m'.*"
+                                          "`model: student-m`"):
+        train_student(other, tmp_path / "b", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_control_init_error_on_the_command_line(tiny_dataset, tiny_run, tmp_path):
+    from conftest import karmma_cli
+
+    config = tmp_path / "control.yaml"
+    config.write_text((CONFIGS / "student-tiny.yaml").read_text() + f"init_extractors: {tiny_run}\n")
+    r = karmma_cli("train", "student", "--config", str(config), "--data", str(tiny_dataset),
+                   "--out", str(tmp_path / "run"))
+    assert r.returncode == 2
+    assert f"init_extractors: {tiny_run} is a student run" in r.stderr and "train extractors" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout and not (tmp_path / "run").exists()

@@ -38,10 +38,26 @@ def report_split(root: Path, fmt: str = "epic100") -> str:
     return "validation"
 
 
+HELD_OUT_SPLITS: tuple[str, ...] = ("validation", "test")
+
+
+def held_out_split(root: Path, fmt: str = "epic100", split: str | None = None, option: str = "--split") -> str:
+    """The held-out split to score on: `split` as asked (checked to exist), else `report_split`."""
+    if split is None:
+        return report_split(root, fmt)
+    if split not in HELD_OUT_SPLITS:
+        raise DataError(f"{option} {split}: not a held-out split; valid: {', '.join(HELD_OUT_SPLITS)}")
+    if split == "test" and report_split(root, fmt) != "test":
+        raise DataError(f"{option} test: {root} has no labelled test split (EPIC-KITCHENS-100 and SSv2 withhold "
+                        f"their test labels; the synthetic data has one); use {option} validation")
+    return split
+
+
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True, fmt: str = "epic100") -> Path:
     """Write the synthetic benchmark in EPIC-100 (or SSv2) layout to `out` (deterministic by seed); returns `out`."""
     from karmma_edge.data.synth.generate import synthesize as _synthesize
     return _synthesize(Path(out), preset=preset, seed=seed, progress=progress, fmt=fmt)
 
 
-__all__ = ["Clip", "Dataset", "Segment", "open_dataset", "report_split", "synthesize", "FORMATS"]
+__all__ = ["Clip", "Dataset", "Segment", "open_dataset", "report_split", "held_out_split", "synthesize", "FORMATS",
+           "HELD_OUT_SPLITS"]

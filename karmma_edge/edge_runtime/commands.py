@@ -8,8 +8,9 @@ from typing import Optional, get_args
 
 import typer
 
-from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, FORMAT_HELP, PROFILES_HELP, RUN_HELP, THREADS_HELP,
-                                     DataFormat, LogLevel, Precision, choice_enum, choices, value)
+from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, FORMAT_HELP, PROFILES_HELP, RUN_HELP, SPLIT_HELP,
+                                     THREADS_HELP, DataFormat, HeldOutSplit, LogLevel, Precision, choice_enum, choices,
+                                     value)
 from karmma_edge.edge_runtime.backends import BACKENDS
 from karmma_edge.edge_runtime.config import ServeConfig
 from karmma_edge.errors import ConfigError
@@ -34,6 +35,8 @@ def bench(
     run: Optional[Path] = typer.Option(None, "--run", help=f"{RUN_HELP} the bundle came from: torch eager rows "
                                        "and the student's curve (needs torch)"),
     fmt: Optional[DataFormat] = typer.Option(None, "--format", help=FORMAT_HELP),
+    split: Optional[HeldOutSplit] = typer.Option(None, "--split", help=f"{SPLIT_HELP}; the build's gate chose "
+                                                 "on validation"),
     profiles: str = typer.Option("all", "--profiles", help=PROFILES_HELP),
     backends: str = typer.Option("onnxruntime,tensorrt", "--backends", help=f"comma list of: {', '.join(BACKENDS)}"),
     precisions: Optional[str] = typer.Option(None, "--precisions", help=f"comma list of: {choices(Precision)} "
@@ -62,7 +65,7 @@ def bench(
                               f"{backends}: ONNX Runtime runs no FP16 graph; drop fp16, or add tensorrt to --backends")
     opts = BenchOptions(profiles=profiles, backends=chosen_backends, precisions=chosen_precisions,
                         batches=parse_batches(batch), runs=runs, warmup=warmup, threads=threads, run=run,
-                        fmt=value(fmt), compare=compare, allow_few_runs=allow_few_runs)
+                        fmt=value(fmt), split=value(split), compare=compare, allow_few_runs=allow_few_runs)
     results = run_bench(bundle, data, out, opts)
     console = Console()
     console.print(render_table(results))

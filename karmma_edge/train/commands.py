@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from karmma_edge.cli_options import DATA_HELP, choice_enum
+from karmma_edge.cli_options import DATA_HELP, SPLIT_HELP, HeldOutSplit, choice_enum, value
 from karmma_edge.presets import resolve_config
 from karmma_edge.train.registry import EXTRACTORS, STUDENT, list_models
 from karmma_edge.train.reproduce import PRESETS
@@ -29,7 +29,8 @@ ReproducePreset = choice_enum("ReproducePreset", PRESETS)
 @app.command("extractors")
 def train_extractors_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Path] = DATA,
                          seed: Optional[int] = SEED) -> None:
-    """Pre-train the teacher's per-modality extractors (frozen afterwards)."""
+    """Pre-train the teacher's per-modality extractors (frozen afterwards), or with a student `model` that
+    student's own encoders (a student config's `init_extractors` loads them)."""
     from karmma_edge.train.config import ExtractorsConfig, load_config
     from karmma_edge.train.pretrain import train_extractors
 
@@ -70,14 +71,16 @@ def eval_cmd(run: Path = typer.Option(..., "--run", help="student or teacher run
              json_out: Optional[Path] = typer.Option(None, "--json", help="write the results here"),
              draws: int = typer.Option(20, "--draws", min=1, help="seeded draws per drop probability"),
              report: Optional[Path] = typer.Option(None, "--report", help="directory for per_class.csv and "
-                                                   "confusion.png (all modalities); default RUN/eval")) -> None:
+                                                   "confusion.png (all modalities); default RUN/eval"),
+             split: Optional[HeldOutSplit] = typer.Option(None, "--split", help=SPLIT_HELP)) -> None:
     """Top-1, top-5 and mean class accuracy for every subset of modalities, the drop-probability curve,
-    and per-class accuracy with a confusion matrix, on the held-out split."""
+    and per-class accuracy with a confusion matrix, on a held-out split (test where the data has one)."""
     from karmma_edge.train.evaluate import evaluate_run
     from karmma_edge.train.reproduce import _label
 
     report = report or run / "eval"
-    result = evaluate_run(run, draws, report_dir=report)
+    result = evaluate_run(run, draws, report_dir=report, split=value(split))
+    typer.echo(f"{result['method']} on the {result['split']} split ({result['clips']} clips)")
     for profile, r in result["subsets"].items():
         heads = (f"  verb {r['verb_top1']:5.1f}  noun {r['noun_top1']:5.1f}" if "verb_top1" in r else "")
         typer.echo(f"{_label(profile):>6}  action top-1 {r['action_top1']:5.1f}  top-5 {r['action_top5']:5.1f}  "
@@ -96,7 +99,8 @@ def reproduce_cmd(preset: ReproducePreset = typer.Option(ReproducePreset.demo, "
                   threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads"),
                   data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} to use instead of "
                                                       "synthesizing the preset's")) -> None:
-    """Data, extractors, teacher, baselines and KARMMA_S, evaluation: paper-style tables and plots."""
+    """Data, extractors, teacher, baselines, the pre-trained control and KARMMA_S, evaluation on the test
+    split (validation where the data has none): paper-style tables and plots."""
     import logging
 
     from karmma_edge.train.reproduce import reproduce

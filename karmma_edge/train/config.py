@@ -42,12 +42,16 @@ class TrainConfig(Optim):
     teacher: Path | None = Field(None, description="teacher run to distil from; `--teacher` overrides it")
     kd_alpha: float = Field(0.5, ge=0, le=1, description="weight of the distillation term")
     kd_temperature: float = Field(2.0, gt=0)
+    init_extractors: Path | None = Field(None, description="a `train extractors` run with this student's "
+                                         "`model`: its pre-trained encoders initialise the student's, which "
+                                         "then train on with the rest (reproduce's control)")
 
 
 class ExtractorsConfig(Optim):
     """Pre-training of the teacher's per-modality extractors, each a unimodal verb/noun classifier."""
 
-    model: str = "teacher-m"
+    model: str = Field("teacher-m", description="a registered extractor model, or a student model to "
+                       "pre-train that student's own encoders (see TrainConfig.init_extractors)")
     split: str = Field("pretrain", description="split to pre-train on: the synthetic data's larger pool")
 
 
@@ -97,7 +101,7 @@ def load_config(path: Path, cls: type[C] = TrainConfig, **overrides) -> C:
     path = Path(path)
     cfg = load_yaml_model(cls, path, overrides)
     # A path written in the file is relative to the file; one from the command line is not.
-    for name in ("data", "teacher", "extractors", "cache_dir"):
+    for name in ("data", "teacher", "extractors", "cache_dir", "init_extractors"):
         value = getattr(cfg, name, None)
         if overrides.get(name) is None and value is not None and not Path(value).is_absolute():
             setattr(cfg, name, (path.parent / value).resolve())

@@ -1,4 +1,5 @@
-"""`karmma-edge eval`: accuracy on every subset of modalities and under random missing modalities.
+"""`karmma-edge eval`: accuracy on every subset of modalities and under random missing modalities, on
+the test split where the data has one (`--split`; training chose on validation).
 
 Every subset gets top-1, top-5 and mean class accuracy (action, and verb and noun where the dataset
 has them). The curve drops each modality independently with probability p (at least one kept), per
@@ -66,11 +67,13 @@ def evaluate_forward(forward: Forward, labels: dict[str, np.ndarray], modalities
 
 
 def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: bool = True,
-                 report_dir: Path | None = None) -> dict:
-    """Held-out evaluation of a student or teacher run on the validation split of its dataset.
+                 report_dir: Path | None = None, split: str | None = None) -> dict:
+    """Held-out evaluation of a student or teacher run on `split` of its dataset: by default the
+    split figures are reported on (`data.report_split`: test where the data has one, else validation).
 
     `report_dir`: also write per_class.csv and confusion.png there (all modalities present).
     """
+    from karmma_edge.data import held_out_split
     from karmma_edge.errors import KarmmaError
     from karmma_edge.inputs import InputSpec
     from karmma_edge.metrics import head_labels, label_heads
@@ -79,6 +82,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     root, fmt = Path(info["data"]["root"]), info["data"]["format"]
+    split = held_out_split(root, fmt, split)
     if info["kind"] == "teacher":
         from karmma_edge.train.teacher import labels as split_labels
         from karmma_edge.train.teacher import load_teacher, teacher_sources
@@ -86,8 +90,8 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
 
         teacher, info = load_teacher(run_dir)
         spec = InputSpec.from_dict(info["input_spec"])
-        tokens = split_tokens(teacher_sources(info), root, "validation", fmt, spec, Path(info["cache_dir"]), progress)
-        _, _, labels = split_labels(root, "validation", fmt, spec)
+        tokens = split_tokens(teacher_sources(info), root, split, fmt, spec, Path(info["cache_dir"]), progress)
+        _, _, labels = split_labels(root, split, fmt, spec)
 
         def forward(index, mods):
             return teacher({m: torch.from_numpy(np.array(tokens[m][index])) for m in mods})
@@ -100,7 +104,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
 
         student, info = load_student(run_dir)
         cache = Path(info["config"].get("cache_dir") or run_dir / "cache")
-        val = load_split(root, "validation", student.spec, fmt, cache_dir=cache, progress=progress,
+        val = load_split(root, split, student.spec, fmt, cache_dir=cache, progress=progress,
                          description="decoding held-out clips")
         labels = head_labels(label_heads(info["classes"]), val.verb, val.noun)
 
@@ -114,7 +118,8 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
     logits = result.pop("logits")
     if report_dir is not None:
         write_report(logits[profile_name(model.modalities)], labels, info["classes"], Path(report_dir))
-    return {"run": str(run_dir), "method": info.get("method", info["kind"]), "draws": draws, **result}
+    return {"run": str(run_dir), "method": info.get("method", info["kind"]), "split": split,
+            "clips": len(next(iter(labels.values()))), "draws": draws, **result}
 
 
 def write_report(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], classes: dict[str, list[str]],

@@ -21,9 +21,9 @@ from karmma_edge.bundle import sha256_file
 from karmma_edge.errors import KarmmaError
 from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import MODALITIES
-from karmma_edge.train.models import AudioExtractor, FrameExtractor
+from karmma_edge.train.models import make_extractor, student_extractor
 from karmma_edge.train.registry import EXTRACTORS as KIND
-from karmma_edge.train.registry import ExtractorConfig, list_models, model_config
+from karmma_edge.train.registry import ExtractorConfig, StudentConfig, list_models, model_config
 
 
 # ------------------------------------------------------------------------------- trained extractors
@@ -31,24 +31,23 @@ from karmma_edge.train.registry import ExtractorConfig, list_models, model_confi
 EXTRACTORS: Mapping[str, ExtractorConfig] = MappingProxyType({n: model_config(n) for n in list_models(KIND)})
 
 
-def extractor_config(name: str) -> ExtractorConfig:
-    return model_config(name, KIND)
+def pretrain_config(name: str) -> ExtractorConfig | StudentConfig:
+    """What `train extractors` pre-trains: a registered extractor model (the teacher's), or a student
+    model, whose own encoders then initialise a student (reproduce's control)."""
+    return model_config(name)
 
 
-def build_extractor(cfg: ExtractorConfig, modality: str) -> nn.Module:
-    spec = cfg.spec
-    if modality == "rgb":
-        return FrameExtractor(3, cfg.frame_widths, spec, spec.rgb_mean, spec.rgb_std, cfg.blocks)
-    if modality == "flow":
-        return FrameExtractor(2, cfg.frame_widths, spec, (spec.flow_mean,) * 2, (spec.flow_std,) * 2, cfg.blocks)
-    return AudioExtractor(cfg.audio_widths, spec, cfg.blocks)
+def build_extractor(cfg: ExtractorConfig | StudentConfig, modality: str) -> nn.Module:
+    if isinstance(cfg, StudentConfig):
+        return student_extractor(cfg, modality)
+    return make_extractor(modality, cfg.spec, cfg.frame_widths, cfg.audio_widths, cfg.blocks)
 
 
 class UnimodalClassifiers(nn.Module):
     """One extractor per modality, each with its own label heads (verb and noun, or action) on its
-    mean-pooled tokens."""
+    mean-pooled tokens; the teacher's extractors, or a student's encoders."""
 
-    def __init__(self, cfg: ExtractorConfig, modalities: tuple[str, ...], outputs: dict[str, int]):
+    def __init__(self, cfg: ExtractorConfig | StudentConfig, modalities: tuple[str, ...], outputs: dict[str, int]):
         super().__init__()
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         self.extractors = nn.ModuleDict({m: build_extractor(cfg, m) for m in self.modalities})
@@ -152,7 +151,7 @@ def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], Inpu
     info = read_run_info(run_dir)
     if info.get("kind") != "extractors":
         raise KarmmaError(f"{run_dir} is a {info.get('kind')} run, not a `train extractors` run")
-    cfg = extractor_config(info["model"])
+    cfg = pretrain_config(info["model"])
     sources = {}
     for m in info["modalities"]:
         path = extractor_file(run_dir, m)
@@ -166,6 +165,46 @@ def load_trained_extractors(run_dir: Path) -> tuple[dict[str, TokenSource], Inpu
     return sources, cfg.spec
 
 
+def student_encoders(run_dir: Path, model: str) -> dict[str, dict]:
+    """The encoders a `train extractors` run pre-trained with `model: <the student's>`, as state dicts per
+    modality, checked to be the student's own (`TrainConfig.init_extractors`, reproduce's control)."""
+    from karmma_edge.errors import ConfigError
+    from karmma_edge.train.runs import read_run_info
+
+    where = f"init_extractors: {run_dir}"
+    fix = f"pre-train the student's own encoders with `karmma-edge train extractors` and `model: {model}`"
+    info = read_run_info(run_dir)
+    if info.get("kind") != "extractors":
+        raise ConfigError(f"{where} is a {info.get('kind')} run, not a `train extractors` run; {fix}")
+    if info.get("model") != model or InputSpec.from_dict(info["input_spec"]) != model_config(model).spec:
+        raise ConfigError(f"{where} pre-trained model {info.get('model')!r}, but the student is {model!r}: "
+                          f"its encoders must have the student's layout and input spec; {fix}")
+    states = {}
+    for m in info["modalities"]:
+        path = extractor_file(run_dir, m)
+        try:
+            states[m] = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError) as e:
+            raise ConfigError(f"{where}: cannot read {path} ({type(e).__name__}: {str(e)[:200]}); {fix}") from None
+    return states
+
+
+def load_student_encoders(student: nn.Module, states: dict[str, dict], run_dir: Path) -> None:
+    """Initialise the student's extractors from `student_encoders`; they train on with the rest."""
+    from karmma_edge.errors import ConfigError
+
+    missing = [m for m in student.modalities if m not in states]
+    if missing:
+        raise ConfigError(f"init_extractors: {run_dir} has no {'+'.join(missing)} encoder (it pre-trained "
+                          f"{'+'.join(states)}); pre-train the student's encoders on its modalities")
+    for m in student.modalities:
+        try:
+            student.extractors[m].load_state_dict(states[m])
+        except RuntimeError as e:
+            raise ConfigError(f"init_extractors: {run_dir}'s {m} encoder does not fit the student's "
+                              f"({str(e)[:200]}); pre-train it again with the student's model") from None
+
+
 def load_source(origin: Path, modality: str, spec: InputSpec | None = None) -> TokenSource:
     """A source again from the file it was loaded from (a trained run's extractor or a user's file)."""
     origin = Path(origin)
@@ -175,4 +214,4 @@ def load_source(origin: Path, modality: str, spec: InputSpec | None = None) -> T
 
 
 def config_dict(name: str) -> dict:
-    return asdict(extractor_config(name))
+    return asdict(pretrain_config(name))

@@ -77,7 +77,9 @@ def fit(model: nn.Module, batches: Batches, num_modalities: int, dropout: float,
         stop_after_steps: int | None = None) -> list[dict]:
     """Train `model` for cfg.epochs; resume from out/model.pt if it holds this config's unfinished run.
 
-    Returns the per-epoch history (held-out metrics from `evaluate`). A checkpoint is written after
+    Returns the per-epoch history (held-out metrics from `evaluate`). Every stage (extractors, teacher,
+    students) scores on `validation` here, never `test`: the history is what epochs, p and the other
+    choices are made on, and reported figures come from `evaluate_run` on test. A checkpoint is written after
     every epoch and, with `cfg.checkpoint_steps`, every that many steps within one (holding the epoch's
     order, so the rest of the epoch reads the same batches). `stop_after` / `stop_after_steps` end the
     process's work after that many epochs / steps of this call, checkpoint written, as a kill would.

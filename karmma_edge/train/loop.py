@@ -15,6 +15,7 @@ from karmma_edge.metrics import dataset_classes, head_labels, label_heads, score
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import TrainConfig
 from karmma_edge.train.datasets import split_labels
+from karmma_edge.train.extractors import load_student_encoders, student_encoders
 from karmma_edge.train.fit import batch_inputs, cache_dir, fit, prepare, training_batches
 from karmma_edge.train.models import Student, config_dict, create_student
 from karmma_edge.train.runs import write_run_info
@@ -42,12 +43,17 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, 
 def method_of(cfg: TrainConfig) -> str:
     if cfg.teacher is not None:
         return "karmma_s"
+    if cfg.init_extractors is not None:
+        return "control"
     return "baseline_dropout" if cfg.modality_dropout > 0 else "baseline"
 
 
 def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after: int | None = None,
                   stop_after_steps: int | None = None) -> dict:
-    """Train a student: CE (baselines) or distillation from `cfg.teacher` (KARMMA_S)."""
+    """Train a student: CE (baselines), from pre-trained encoders (`cfg.init_extractors`: the control),
+    or distillation from `cfg.teacher` (KARMMA_S)."""
+    # A mismatched init_extractors run is refused before anything is written or decoded.
+    encoders = student_encoders(cfg.init_extractors, cfg.model) if cfg.init_extractors is not None else None
     device = prepare(cfg, out)
     out = Path(out)
     from karmma_edge.data import open_dataset
@@ -63,6 +69,8 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     classes = dataset_classes(meta)
     outputs = label_heads(classes)
     student = create_student(cfg.model, outputs, modalities)
+    if encoders is not None:
+        load_student_encoders(student, encoders, cfg.init_extractors)
     verb, noun, ids = split_labels(cfg.data, "train", spec, cfg.format)
     labels = {h: torch.from_numpy(y).to(device) for h, y in head_labels(outputs, verb, noun).items()}
     val_labels = head_labels(outputs, val.verb, val.noun)

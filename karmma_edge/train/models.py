@@ -116,6 +116,20 @@ class AudioExtractor(nn.Module):
         return x.mean(dim=2).transpose(1, 2)                  # [B, t, D]
 
 
+def make_extractor(modality: str, spec: InputSpec, frame_widths: tuple[int, ...], audio_widths: tuple[int, ...],
+                   blocks: int = 1, leaky_slope: float = 0.0) -> nn.Module:
+    """One modality's encoder, raw input -> tokens [B, n, D]: the teacher's and the student's alike."""
+    if modality == "rgb":
+        return FrameExtractor(3, frame_widths, spec, spec.rgb_mean, spec.rgb_std, blocks, leaky_slope)
+    if modality == "flow":
+        return FrameExtractor(2, frame_widths, spec, (spec.flow_mean,) * 2, (spec.flow_std,) * 2, blocks, leaky_slope)
+    return AudioExtractor(audio_widths, spec, blocks, leaky_slope)
+
+
+def student_extractor(cfg: StudentConfig, modality: str) -> nn.Module:
+    return make_extractor(modality, cfg.spec, cfg.frame_widths, cfg.audio_widths, leaky_slope=cfg.leaky_slope)
+
+
 # ----------------------------------------------------------------------------------------- fusion
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
@@ -210,15 +224,7 @@ class Student(nn.Module):
         spec = cfg.spec
         self.spec = spec
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
-        extractors: dict[str, nn.Module] = {}
-        if "rgb" in self.modalities:
-            extractors["rgb"] = FrameExtractor(3, cfg.frame_widths, spec, spec.rgb_mean, spec.rgb_std,
-                                               leaky_slope=cfg.leaky_slope)
-        if "flow" in self.modalities:
-            extractors["flow"] = FrameExtractor(2, cfg.frame_widths, spec, (spec.flow_mean,) * 2, (spec.flow_std,) * 2,
-                                                leaky_slope=cfg.leaky_slope)
-        if "audio" in self.modalities:
-            extractors["audio"] = AudioExtractor(cfg.audio_widths, spec, leaky_slope=cfg.leaky_slope)
+        extractors = {m: student_extractor(cfg, m) for m in self.modalities}
         self.extractors = nn.ModuleDict(extractors)
         token_dims = {m: (spec.frames if m != "audio" else e.tokens, e.dim) for m, e in extractors.items()}
         self.fusion = Fusion(token_dims, cfg.fusion_dim, cfg.fusion_depth, cfg.fusion_heads, outputs)

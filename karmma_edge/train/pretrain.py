@@ -1,7 +1,9 @@
 """`train extractors`: pre-train the teacher's extractors as unimodal classifiers, then freeze them.
 
 On the built-in data they stand in for extractors pre-trained on far more data than the student
-sees (DESIGN section 1), so they train on the separately seeded `pretrain` pool by default.
+sees (DESIGN section 1), so they train on the separately seeded `pretrain` pool by default. With a
+student model (`model: student-m`) the same recipe pre-trains the student's own encoders, which
+`TrainConfig.init_extractors` loads: reproduce's control, pre-trained but never distilled.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from karmma_edge.data.arrays import load_split
 from karmma_edge.metrics import action_top1, dataset_classes, head_labels, label_heads
 from karmma_edge.train import distributed as dist
 from karmma_edge.train.config import ExtractorsConfig
-from karmma_edge.train.extractors import UnimodalClassifiers, config_dict, extractor_config, extractor_file
+from karmma_edge.train.extractors import UnimodalClassifiers, config_dict, extractor_file, pretrain_config
 from karmma_edge.train.datasets import split_labels
 from karmma_edge.train.fit import batch_inputs, cache_dir, fit, prepare, training_batches
 from karmma_edge.train.runs import save_atomic, write_run_info
@@ -42,7 +44,7 @@ def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) ->
     out = Path(out)
     from karmma_edge.data import open_dataset
 
-    ecfg = extractor_config(cfg.model)
+    ecfg = pretrain_config(cfg.model)
     spec = ecfg.spec
     meta = open_dataset(cfg.data, cfg.split, spec, cfg.format)
     cache = cache_dir(cfg, out)

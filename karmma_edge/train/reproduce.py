@@ -1,8 +1,10 @@
 """`karmma-edge reproduce`: the paper's experiment end to end, written as results.json, results.md, plots.
 
 data -> extractors (pre-trained on the pretrain pool, frozen) -> teacher -> baseline, baseline_dropout,
-karmma_s -> evaluation on the held-out split -> cost. Every stage is a run directory under OUT/runs;
-a finished stage is reused and an interrupted one resumes from its checkpoint.
+control (the student's own encoders pre-trained on the same pool, no teacher), karmma_s -> evaluation
+on the report split (test where the data has one; every choice was made on validation) -> cost.
+Every stage is a run directory under OUT/runs; a finished stage is reused and an interrupted one
+resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("teacher", "baseline", "baseline_dropout", "karmma_s")
-LABELS = {"teacher": "KARMMA_T", "baseline": "Baseline", "baseline_dropout": "Baseline w/ δ", "karmma_s": "KARMMA_S"}
+METHODS: tuple[str, ...] = ("teacher", "baseline", "baseline_dropout", "control", "karmma_s")
+LABELS = {"teacher": "KARMMA_T", "baseline": "Baseline", "baseline_dropout": "Baseline w/ δ",
+          "control": "Pre-trained w/ δ", "karmma_s": "KARMMA_S"}
 SHORT = {"rgb": "V", "flow": "F", "audio": "A"}
 
 
@@ -28,10 +31,11 @@ class ReproducePreset(BaseModel):
 
     data: str = Field(..., description="synthetic data preset")
     format: Literal["epic100", "ssv2"] = Field("epic100", description="layout of the synthetic data, and its labels")
-    extractors: dict = Field(..., description="ExtractorsConfig fields")
+    extractors: dict = Field(..., description="ExtractorsConfig fields; the control's encoders pre-train "
+                                              "with the same ones, `model` set to the student's")
     teacher: dict = Field(..., description="TeacherConfig fields")
     student: dict = Field(..., description="TrainConfig fields of the dropout students; `baseline` sets "
-                                           "modality_dropout to 0")
+                                           "modality_dropout to 0, `control` sets init_extractors")
     draws: int = Field(20, ge=1, description="seeded draws per p of the missing-modality curve")
 
 
@@ -82,23 +86,18 @@ def get_preset(name: str) -> ReproducePreset:
 def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress: bool = True,
               threads: int | None = None, data: Path | None = None) -> dict:
     """The whole experiment into `out`; `data` is an existing dataset root instead of synthesizing one."""
-    from karmma_edge.data import synthesize
+    from karmma_edge.data import report_split, synthesize
     from karmma_edge.inputs import InputSpec
-    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
-    from karmma_edge.file_formats import validate
     from karmma_edge.train.cost import student_cost, teacher_cost
     from karmma_edge.train.evaluate import evaluate_run
-    from karmma_edge.train.loop import train_student
-    from karmma_edge.train.pretrain import train_extractors
-    from karmma_edge.train.runs import RUN_FILE, load_student
-    from karmma_edge.train.teacher import load_teacher, teacher_sources, train_teacher
+    from karmma_edge.train.runs import load_student
+    from karmma_edge.train.teacher import load_teacher, teacher_sources
 
     preset = get_preset(preset) if isinstance(preset, str) else preset
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs, timings = out / "runs", {}
     data = Path(data) if data is not None else out / "data"
-    common = {"data": data, "format": preset.format, "seed": seed, "cache_dir": out / "cache", "threads": threads}
 
     def stage(name: str, fn, run_dir: Path | None = None, cfg=None):
         if run_dir is not None and finished(run_dir, cfg):
@@ -112,34 +111,58 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
 
     if not data.is_dir():
         stage("data", lambda: synthesize(data, preset=preset.data, seed=seed, progress=progress, fmt=preset.format))
-    ext = runs / "extractors"
-    ecfg = validate(ExtractorsConfig, {**preset.extractors, **common}, "extractors preset")
-    stage("extractors", lambda: train_extractors(ecfg, ext, progress), ext, ecfg)
-    teacher_dir = runs / "teacher"
-    tcfg = validate(TeacherConfig, {**preset.teacher, **common, "extractors": ext}, "teacher preset")
-    stage("teacher", lambda: train_teacher(tcfg, teacher_dir, progress), teacher_dir, tcfg)
-    students = {"baseline": {"modality_dropout": 0.0}, "baseline_dropout": {}, "karmma_s": {"teacher": teacher_dir}}
-    for name, extra in students.items():
-        cfg = validate(TrainConfig, {**preset.student, **common, **extra}, f"{name} preset")
-        stage(name, lambda cfg=cfg, name=name: train_student(cfg, runs / name, progress), runs / name, cfg)
-    assert all((runs / m / RUN_FILE).is_file() for m in METHODS)
+    common = {"data": data, "format": preset.format, "seed": seed, "cache_dir": out / "cache", "threads": threads}
+    train_methods(preset, runs, common, stage, progress)
+    # Every choice (preset, epochs, p, checkpoints) was made on validation: the figures come from test.
+    split = report_split(data, preset.format)
 
     def evaluate():
-        return {m: {k: v for k, v in evaluate_run(runs / m, preset.draws, seed=0, progress=progress).items()
-                    if k in ("subsets", "curve")} for m in METHODS}
+        return {m: evaluate_run(runs / m, preset.draws, seed=0, progress=progress, split=split) for m in METHODS}
 
-    methods = stage("evaluation", evaluate)
-    teacher, info = load_teacher(teacher_dir)
+    evaluated = stage("evaluation", evaluate)
+    methods = {m: {k: r[k] for k in ("subsets", "curve")} for m, r in evaluated.items()}
+    teacher, info = load_teacher(runs / "teacher")
     cost = {"teacher": teacher_cost(teacher, teacher_sources(info), InputSpec.from_dict(info["input_spec"]))}
-    for m in ("baseline", "baseline_dropout", "karmma_s"):
+    for m in METHODS[1:]:
         cost[m] = student_cost(load_student(runs / m)[0])
-    results = {"methods": methods, "cost": cost}
+    results = {"split": split, "clips": evaluated["teacher"]["clips"], "methods": methods, "cost": cost}
+    results["checks"] = acceptance_checks(results)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    meta = {"preset": preset.model_dump(mode="json"), "seed": seed, "data": str(data), "timings_s": timings}
+    meta = {"preset": preset.model_dump(mode="json"), "seed": seed, "data": str(data), "split": split,
+            "timings_s": timings}
     (out / "reproduce.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(results, meta))
     plot(results, out)
     return results
+
+
+def train_methods(preset: ReproducePreset, runs: Path, common: dict, stage, progress: bool = True) -> None:
+    """Every run of METHODS under `runs`, through `stage(name, fn, run_dir, cfg)` (which skips a finished one).
+
+    The control's encoders pre-train as the teacher's extractors do (same pool, epochs, lr), but they
+    are the student's own: the control differs from baseline_dropout only in starting from them, so
+    KARMMA_S against it is the gain of distillation apart from that of pre-training.
+    """
+    from karmma_edge.file_formats import validate
+    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
+    from karmma_edge.train.loop import train_student
+    from karmma_edge.train.pretrain import train_extractors
+    from karmma_edge.train.runs import RUN_FILE
+    from karmma_edge.train.teacher import train_teacher
+
+    pretrained = {"extractors": {}, "control_extractors": {"model": preset.student["model"]}}
+    for name, extra in pretrained.items():
+        cfg = validate(ExtractorsConfig, {**preset.extractors, **common, **extra}, f"{name} preset")
+        stage(name, lambda cfg=cfg, name=name: train_extractors(cfg, runs / name, progress), runs / name, cfg)
+    teacher_dir = runs / "teacher"
+    tcfg = validate(TeacherConfig, {**preset.teacher, **common, "extractors": runs / "extractors"}, "teacher preset")
+    stage("teacher", lambda: train_teacher(tcfg, teacher_dir, progress), teacher_dir, tcfg)
+    students = {"baseline": {"modality_dropout": 0.0}, "baseline_dropout": {},
+                "control": {"init_extractors": runs / "control_extractors"}, "karmma_s": {"teacher": teacher_dir}}
+    for name, extra in students.items():
+        cfg = validate(TrainConfig, {**preset.student, **common, **extra}, f"{name} preset")
+        stage(name, lambda cfg=cfg, name=name: train_student(cfg, runs / name, progress), runs / name, cfg)
+    assert all((runs / m / RUN_FILE).is_file() for m in METHODS)
 
 
 def finished(run_dir: Path, cfg) -> bool:
@@ -153,9 +176,33 @@ def mean_action(result: dict) -> float:
     return sum(s["action_top1"] for s in subsets.values()) / len(subsets)
 
 
+def kept_share(curve: dict, p: str = "0.5") -> float:
+    """Share of its p = 0 accuracy a method keeps at drop probability p."""
+    return curve[p] / curve["0.0"] if curve["0.0"] > 0 else float("nan")
+
+
 def relative_drop(curve: dict, p: str = "0.5") -> float:
     """Share of its p = 0 accuracy a method loses at drop probability p."""
-    return 1.0 - curve[p] / curve["0.0"] if curve["0.0"] > 0 else float("nan")
+    return 1.0 - kept_share(curve, p)
+
+
+KEPT_RATIO = 1.3       # issue 15: KARMMA_S keeps at least 1.3x the baseline's share at p = 0.5
+
+
+def acceptance_checks(results: dict) -> dict:
+    """Issue 15's acceptance 3 on one seed's results, as figures and whether each check held
+    (scripts/reproduce_seeds.py puts seeds side by side)."""
+    methods = results["methods"]
+    mean = {m: mean_action(methods[m]) for m in METHODS}
+    half = {m: methods[m]["curve"]["0.5"] for m in METHODS}
+    kept = {m: kept_share(methods[m]["curve"]) for m in METHODS}
+    ratio = kept["karmma_s"] / kept["baseline"] if kept["baseline"] > 0 else None     # None: baseline keeps nothing
+    checks = {"order_mean": mean["karmma_s"] > mean["baseline_dropout"] > mean["baseline"],
+              "order_p05": half["karmma_s"] > half["baseline_dropout"] > half["baseline"],
+              "kept_ratio": ratio is not None and ratio >= KEPT_RATIO,
+              "beats_control": mean["karmma_s"] > mean["control"]}
+    return {"mean_top1": mean, "top1_p05": half, "kept_p05": kept, "kept_ratio": ratio,
+            "checks": checks, "holds": all(checks.values())}
 
 
 def _label(profile: str) -> str:
@@ -175,9 +222,11 @@ def results_markdown(results: dict, meta: dict) -> str:
     profiles = list(next(iter(methods.values()))["subsets"])
     fmt = meta["preset"].get("format", "epic100")
     lines = [f"# KARMMA reproduction: preset {meta['preset']['data']}" + (f" ({fmt} layout)" if fmt != "epic100" else "")
-             + f", seed {meta['seed']}", "",
-             "Held-out split, top-1 in percent. V = RGB, F = optical flow, A = audio. \"w/ δ\" = modality "
-             "dropout with learned tokens, CE only; KARMMA_S adds distillation from KARMMA_T.", "",
+             + f", seed {meta['seed']}, {results['split']} split", "",
+             f"{_split_title(results)}, top-1 in percent. V = RGB, F = optical flow, A = audio. \"w/ δ\" = modality "
+             "dropout with learned tokens, CE only; \"Pre-trained w/ δ\" (the control) the same, its encoders "
+             "first pre-trained unimodally on the pretrain pool as KARMMA_T's extractors are; KARMMA_S adds "
+             "distillation from KARMMA_T. Every choice (preset, epochs, p) was made on validation.", "",
              "## Table A: action top-1 per inference modalities", "",
              *_subset_table(methods, profiles, lambda s: f"{s['action_top1']:.2f}")]
     lines.append("| **mean** | " + " | ".join(f"**{mean_action(methods[m]):.2f}**" for m in METHODS) + " |")
@@ -203,15 +252,35 @@ def results_markdown(results: dict, meta: dict) -> str:
         lines.append(f"| {label} | " + " | ".join(f"{cost[name][p]['params'] / 1e6:.2f}M" for p in profiles) + " |")
     full = profiles[0]
     t, s = cost["teacher"][full]["gflops"], cost["karmma_s"][full]["gflops"]
-    order = [mean_action(methods[m]) for m in ("karmma_s", "baseline_dropout", "baseline")]
-    lines += ["", "## Checks (issue 4, acceptance 1 and 2)", "",
-              f"- mean action top-1 over subsets: KARMMA_S {order[0]:.2f}, w/ δ {order[1]:.2f}, baseline {order[2]:.2f}: "
-              f"ordering KARMMA_S >= w/ δ >= baseline {'holds' if order[0] >= order[1] >= order[2] else 'does NOT hold'}",
-              f"- share of p=0 accuracy lost at p=0.5: KARMMA_S {100 * relative_drop(methods['karmma_s']['curve']):.0f}%, "
-              f"baseline {100 * relative_drop(methods['baseline']['curve']):.0f}% (paper: 27% vs 46%)",
+    lines += ["", "## Checks (issue 15, acceptance 3)", "", *_check_lines(acceptance_checks(results)),
               "- student / teacher FLOPs with all modalities: " + ("n/a" if t is None else f"{s / t:.3f}"),
               "", "Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in meta["timings_s"].items()), ""]
     return "\n".join(lines)
+
+
+def _split_title(results: dict) -> str:
+    n = results["clips"]
+    return f"{results['split'].capitalize()} split ({n} clips: one clip is worth {100 / n:.2f} points)"
+
+
+def _held(ok: bool) -> str:
+    return "holds" if ok else "does NOT hold"
+
+
+def _check_lines(c: dict) -> list[str]:
+    """Each check of `acceptance_checks` as a sentence with its figures."""
+    mean, half, kept, ok = c["mean_top1"], c["top1_p05"], c["kept_p05"], c["checks"]
+    ratio = "n/a (the baseline keeps nothing)" if c["kept_ratio"] is None else f"{c['kept_ratio']:.2f}x"
+    return [f"- mean action top-1 over subsets: KARMMA_S {mean['karmma_s']:.2f}, w/ δ {mean['baseline_dropout']:.2f}, "
+            f"baseline {mean['baseline']:.2f}: KARMMA_S > w/ δ > baseline {_held(ok['order_mean'])}",
+            f"- action top-1 at p = 0.5: KARMMA_S {half['karmma_s']:.2f}, w/ δ {half['baseline_dropout']:.2f}, "
+            f"baseline {half['baseline']:.2f}: KARMMA_S > w/ δ > baseline {_held(ok['order_p05'])}",
+            f"- share of the p = 0 accuracy kept at p = 0.5: KARMMA_S {100 * kept['karmma_s']:.0f}%, baseline "
+            f"{100 * kept['baseline']:.0f}%, ratio {ratio}: at least {KEPT_RATIO}x {_held(ok['kept_ratio'])} "
+            "(paper: 73% vs 54%, 1.35x)",
+            f"- KARMMA_S vs the control ({LABELS['control']}), mean over subsets: {mean['karmma_s']:.2f} vs "
+            f"{mean['control']:.2f}: KARMMA_S beats the control {_held(ok['beats_control'])}",
+            f"- all four: {_held(c['holds'])}"]
 
 
 def plot(results: dict, out: Path) -> None:
@@ -229,7 +298,7 @@ def plot(results: dict, out: Path) -> None:
         ax.bar(np.arange(len(profiles)) + i * width, [methods[m]["subsets"][p]["action_top1"] for p in profiles],
                width, label=LABELS[m])
     ax.set_xticks(np.arange(len(profiles)) + 0.4 - width / 2, [_label(p) for p in profiles])
-    ax.set_ylabel("action top-1 (%)")
+    ax.set_ylabel(f"action top-1 (%), {results['split']} split")
     ax.set_xlabel("inference modalities")
     ax.legend()
     fig.tight_layout()
@@ -240,7 +309,7 @@ def plot(results: dict, out: Path) -> None:
         c = methods[m]["curve"]
         ax.plot([float(p) * 100 for p in c], list(c.values()), marker="o", label=LABELS[m])
     ax.set_xlabel("drop probability p (%)")
-    ax.set_ylabel("action top-1 (%)")
+    ax.set_ylabel(f"action top-1 (%), {results['split']} split")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "missing_modalities.png", dpi=120)

@@ -1,7 +1,8 @@
 """`karmma-edge bench`: latency and accuracy per profile, backend and precision, and the deployed
 system's accuracy as sensors drop out, written as results.json / results.csv / report.md / PNGs.
 
-One pass per engine: activate it (load time, RSS growth), score it on the held-out split, then time
+One pass per engine: activate it (load time, RSS growth), score it on the held-out split (`--split`:
+test where the data has one, the clips no choice was made on; the build's gate chose on validation), then time
 it at every batch size (warm-up, then `runs` timed calls). The torch eager student, where torch and
 `--run` are available, goes through the same path as an `Engine`. No torch at module level.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from karmma_edge.bundle import Bundle, sha256_file
+from karmma_edge.data import held_out_split
 from karmma_edge.data.arrays import SplitArrays
 from karmma_edge.edge_runtime.backends import BACKENDS, Engine
 from karmma_edge.edge_runtime.measure.bench_results import (QDQ_GRAPH, AccuracyRow, BenchResults, LatencyRow, Skip,
@@ -45,6 +47,7 @@ class BenchOptions:
     threads: int = 2
     run: Path | None = None            # training run: torch eager rows and the student's curve
     fmt: str | None = None             # dataset format; default: the run's, else epic100
+    split: str | None = None           # held-out split scored; default: data.report_split (test where present)
     compare: Path | None = None
     allow_few_runs: bool = False       # tests only: fewer than MIN_RUNS timed runs
     switch_repeats: int = 5
@@ -254,9 +257,9 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
         task = bar.add_task("decoding held-out clips", total=total)
         held_out = None
         if plan.data is not None:
-            held_out = load_split(plan.data, bundle.manifest.eval_split, bundle.manifest.spec, plan.fmt,
-                                  progress=False)
-            results.data = {"root": str(plan.data), "split": bundle.manifest.eval_split, "clips": len(held_out)}
+            held_out = load_split(plan.data, plan.split, bundle.manifest.spec, plan.fmt, progress=False)
+            results.data = {"root": str(plan.data), "split": plan.split, "clips": len(held_out),
+                            "gate_split": bundle.manifest.eval_split}
         bar.advance(task)
         bench = _Bench(bundle, held_out, opts, chosen, results, bar, task)
         if bench.monitor.gpu_note:
@@ -290,6 +293,7 @@ class _Plan:
     chosen: list[str]
     data: Path | None
     fmt: str
+    split: str | None                  # None without data
     torch_ok: bool
     notes: list[str]
 
@@ -313,6 +317,7 @@ def _plan(bundle_dir: Path, data: Path | None, opts: BenchOptions) -> _Plan:
                      "latency ran on random sensor data")
     elif not data.is_dir():
         raise KarmmaError(f"--data {data} does not exist; pass the dataset root the bundle was built from")
+    split = None if data is None else held_out_split(data, fmt, opts.split)
     cpu = int8_support()
     if not cpu.exact and "onnxruntime" in opts.backends and "int8" in opts.precisions:
         notes.append(f"this processor's ONNX Runtime int8 fast path is not exact ({cpu.reason}): its INT8 "
@@ -323,7 +328,7 @@ def _plan(bundle_dir: Path, data: Path | None, opts: BenchOptions) -> _Plan:
         notes.append("no --run: no torch eager rows and no student curve (pass the training run to get them)")
     elif not torch_ok:
         notes.append("torch is not installed here: no torch eager rows and no student curve")
-    return _Plan(bundle, chosen, data, fmt, torch_ok, notes)
+    return _Plan(bundle, chosen, data, fmt, split, torch_ok, notes)
 
 
 def _empty_results(plan: _Plan, opts: BenchOptions) -> BenchResults:
@@ -419,7 +424,8 @@ def render_table(results: BenchResults):
     """Per profile: held-out action top-1 and batch-1 median latency of every backend and precision."""
     from rich.table import Table
 
-    table = Table(title="held-out action top-1 % and batch-1 latency, ms (median)",
+    split = f"{results.data['split']} " if results.data else ""
+    table = Table(title=f"{split}action top-1 % and batch-1 latency, ms (median)",
                   caption=f"median of {results.settings['runs']} runs; min, max, p90, p99 and batches in report.md")
     table.add_column("profile", no_wrap=True)
     kinds = sorted({(r.backend, r.precision) for r in results.latency},

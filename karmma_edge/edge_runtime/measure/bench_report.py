@@ -80,8 +80,21 @@ def _accuracy(r: BenchResults) -> list[str]:
         cells.append(f"{q.action_top1 - fp.action_top1:+.1f}" if fp and q else "-")
         cells.append(str(r.data["clips"]))
         rows.append(cells)
-    return ["## Held-out accuracy (action top-1 %, verb and noun in brackets)", "",
-            f"Split `{r.data['split']}` of `{r.data['root']}`.", "", *_table(header, rows)]
+    return [f"## Accuracy on `{r.data['split']}` (action top-1 %, verb and noun in brackets)", "",
+            f"Split `{r.data['split']}` of `{r.data['root']}`, {r.data['clips']} clips.", "", *_table(header, rows)]
+
+
+def _split(r: BenchResults) -> list[str]:
+    """Which clips the figures come from, beside the split the build chose on."""
+    if not r.data:
+        return []
+    split, gate = r.data["split"], r.data.get("gate_split", "validation")
+    if split != gate:
+        return [f"Figures on the **{split}** split ({r.data['clips']} clips): the build chose the calibration "
+                f"and passed its accuracy gate on `{gate}` (the manifest's figures), so nothing here was chosen "
+                f"on these clips.", ""]
+    return [f"Figures on the **{split}** split ({r.data['clips']} clips), the split the build's accuracy gate "
+            "chose the calibration on: not independent of that choice (`--split test` where the data has one).", ""]
 
 
 def _latency(r: BenchResults) -> list[str]:
@@ -107,7 +120,8 @@ def _curve(r: BenchResults) -> list[str]:
     lines = ["## Deployed system under missing sensors", "",
              f"For every clip each sensor is dropped with probability p (at least one kept), "
              f"`ProfileSelector` over the bundle's profiles ({', '.join(c.profiles)}) picks the "
-             f"{c.engine_precision.upper()} engine (ONNX Runtime) and its prediction is scored. Mean of {c.draws} "
+             f"{c.engine_precision.upper()} engine (ONNX Runtime) and its prediction is scored, over the same "
+             f"`{r.data['split']}` clips as the accuracy table. Mean of {c.draws} "
              f"draws per p (seed {c.seed}, {c.rng} generator"
              + (": the same draws as `karmma-edge eval`" if c.rng == "torch" else ": same rule as `karmma-edge eval`, "
                 "other draws (torch absent)") + "), min-max over the draws in brackets.", ""]
@@ -175,7 +189,7 @@ def _comparison(r: BenchResults) -> list[str]:
 
 def write_report(out: Path, r: BenchResults, plots: dict[str, str] | str) -> None:
     lines = ["# karmma-edge bench", "",
-             f"Bundle `{r.bundle['path']}` (model `{r.bundle['model_id']}`), {r.created}.", "",
+             f"Bundle `{r.bundle['path']}` (model `{r.bundle['model_id']}`), {r.created}.", "", *_split(r),
              *_machine(r), "", f"Command: `{' '.join(r.command)}`", "", *_noise(r), *_comparison(r),
              *_accuracy(r), *_latency(r), *_curve(r), *_switching(r), *_skipped(r), "## Plots", ""]
     if isinstance(plots, str):

@@ -7,7 +7,9 @@ results.json (`schema` = "karmma-edge-bench/1"; times in milliseconds, accuracy 
     command       argv of the run
     machine       see `machine.py`: cpu, cpu_int8 (instruction set, fast path exact?), cores, gpu, power_mode, versions, jetpack, load_average
     bundle        {path, model_id, profiles: [every profile in the bundle]}
-    data          {root, split, clips} or null when no held-out data was given
+    data          {root, split, clips, gate_split} or null when no held-out data was given: `split` is
+                  the one scored (--split; test where the data has one), `gate_split` the one the
+                  build's accuracy gate chose the calibration on (the manifest's eval_split)
     settings      {profiles, backends, precisions, batches, runs, warmup, threads, run}
     latency       [LatencyRow]: one per backend x profile x precision x batch that ran
                   backend "onnxruntime" | "tensorrt" | "torch-eager"; p50/p90/p99/min/max_ms over

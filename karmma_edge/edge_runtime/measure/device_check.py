@@ -22,7 +22,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
-from karmma_edge.cli_options import BUNDLE_HELP, DATA_HELP, DLA_CORE_HELP, ENGINE_CACHE_HELP, DataFormat, Precision
+from karmma_edge.cli_options import (BUNDLE_HELP, DATA_HELP, DLA_CORE_HELP, ENGINE_CACHE_HELP, SPLIT_HELP, DataFormat,
+                                     HeldOutSplit, Precision, value)
 
 TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec",)   # where JetPack puts it, off PATH
 SYS_CLOCKS = {
@@ -132,10 +133,11 @@ def _p50_ms(seconds: np.ndarray) -> dict[str, float]:
 def run_device_check(bundle_dir: Path, data: Path | None, out: Path, precision: str = "int8",
                      dla_core: int | None = None, clips: int = 64, runs: int = 100, fmt: str = "epic100",
                      cache_dir: Path | None = None, max_batch: int | None = None,
-                     progress=lambda text: None) -> dict[str, Any]:
+                     progress=lambda text: None, split: str | None = None) -> dict[str, Any]:
     """Everything the first device run should prove, in `out/report.json` and `out/report.md`."""
     from karmma_edge.atomic import atomic_directory
     from karmma_edge.bundle import Bundle
+    from karmma_edge.data import held_out_split
     from karmma_edge.data.arrays import load_split
     from karmma_edge.edge_runtime.backends import create_engine
     from karmma_edge.edge_runtime.backends.tensorrt import TensorRTEngine
@@ -147,12 +149,12 @@ def run_device_check(bundle_dir: Path, data: Path | None, out: Path, precision: 
 
     start = time.perf_counter()
     bundle = Bundle(bundle_dir)
+    split = None if data is None else held_out_split(data, fmt, split)
     trt = import_tensorrt()                                    # fails first, with install steps
     report: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bundle": str(bundle.root),
-        "model_id": bundle.manifest.model_id, "tensorrt": trt.__version__, "precision": precision,
-        "dla_core": dla_core, "machine": describe_machine(), "power_and_clocks_before": power_and_clocks(),
-    }
+        "model_id": bundle.manifest.model_id, "tensorrt": trt.__version__, "precision": precision, "split": split,
+        "dla_core": dla_core, "machine": describe_machine(), "power_and_clocks_before": power_and_clocks()}
     progress("checking the bundle against TensorRT's ONNX parser rules")
     report["conformance"] = f"{check_bundle_for_build(bundle.root, None, precision, dla_core)} graphs conform"
     progress("building engines")
@@ -160,8 +162,8 @@ def run_device_check(bundle_dir: Path, data: Path | None, out: Path, precision: 
                                  progress=progress)
     held_out = None
     if data is not None:
-        progress("decoding held-out clips")
-        held_out = load_split(data, bundle.manifest.eval_split, bundle.manifest.spec, fmt, progress=False)
+        progress(f"decoding {split} clips")
+        held_out = load_split(data, split, bundle.manifest.spec, fmt, progress=False)
         if len(held_out) > clips:
             held_out = held_out.subset(np.arange(clips))
     trtexec = find_trtexec()
@@ -200,7 +202,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# Device check: {report['model_id']}", "",
         f"{report['created']}, TensorRT {report['tensorrt']}, {report['precision']}"
         + (f", DLA core {report['dla_core']}" if report["dla_core"] is not None else "")
-        + f"; {report['conformance']}; {report['seconds']} s in all.", "",
+        + f"; {report['conformance']}; {report['seconds']} s in all"
+        + (f"; clips from the {report['split']} split." if report.get("split") else "; no clips (--data)."), "",
         f"Power mode: {mode.get('stdout') or mode.get('error')}", "",
         "| profile | clips | verb agree | noun agree | max logit diff | TensorRT p50 ms | ORT p50 ms "
         "| trtexec GPU median ms | trtexec qps |",
@@ -232,6 +235,7 @@ def device_check(
     data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} with the held-out split (for the "
                                         "TensorRT vs ONNX Runtime comparison)"),
     fmt: DataFormat = typer.Option(DataFormat.epic100, "--format", help="dataset format"),
+    split: Optional[HeldOutSplit] = typer.Option(None, "--split", help=SPLIT_HELP),
     precision: Precision = typer.Option(Precision.int8, "--precision", help="engine precision (fp16: TensorRT 10 only)"),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", help=DLA_CORE_HELP),
     clips: int = typer.Option(64, "--clips", help="held-out clips compared per profile"),
@@ -240,7 +244,7 @@ def device_check(
 ) -> None:
     """On the device: build every engine, compare it with ONNX Runtime, time it, record clocks; one report."""
     report = run_device_check(bundle, data, out, precision.value, dla_core, clips, runs, fmt.value, engine_cache,
-                              progress=typer.echo)
+                              progress=typer.echo, split=value(split))
     typer.echo(render_markdown(report))
     typer.echo(f"wrote {out}/report.json and report.md")
 
