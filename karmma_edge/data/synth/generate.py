@@ -99,7 +99,9 @@ def _render_videos(root: Path, videos: list[VideoPlan], p: Preset, verbs: list[V
         else:
             # Each video seeds its own RNG from (seed, split, index), so the output does not depend
             # on which worker renders it or in which order they finish.
-            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            # spawn, not fork: a caller that already runs OpenCV or ONNX Runtime threads (a test
+            # session, the demo) deadlocked its forked children on a lock held by one of them.
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
                 for vid, a in pool.map(render_video, *zip(*jobs), chunksize=2):
                     audio[vid] = a
                     bar.advance()
