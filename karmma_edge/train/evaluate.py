@@ -66,8 +66,9 @@ def evaluate_forward(forward: Forward, labels: dict[str, np.ndarray], modalities
 
 
 def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: bool = True,
-                 report_dir: Path | None = None) -> dict:
-    """Held-out evaluation of a student or teacher run on the validation split of its dataset.
+                 report_dir: Path | None = None, split: str | None = None) -> dict:
+    """Held-out evaluation of a student or teacher run on `split` of its dataset (default: the split
+    figures are reported on, `data.report_split`).
 
     `report_dir`: also write per_class.csv and confusion.png there (all modalities present).
     """
@@ -79,6 +80,10 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     root, fmt = Path(info["data"]["root"]), info["data"]["format"]
+    if split is None:
+        from karmma_edge.data import report_split
+
+        split = report_split(root, fmt)
     if info["kind"] == "teacher":
         from karmma_edge.train.teacher import labels as split_labels
         from karmma_edge.train.teacher import load_teacher, teacher_sources
@@ -86,8 +91,8 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
 
         teacher, info = load_teacher(run_dir)
         spec = InputSpec.from_dict(info["input_spec"])
-        tokens = split_tokens(teacher_sources(info), root, "validation", fmt, spec, Path(info["cache_dir"]), progress)
-        _, _, labels = split_labels(root, "validation", fmt, spec)
+        tokens = split_tokens(teacher_sources(info), root, split, fmt, spec, Path(info["cache_dir"]), progress)
+        _, _, labels = split_labels(root, split, fmt, spec)
 
         def forward(index, mods):
             return teacher({m: torch.from_numpy(np.array(tokens[m][index])) for m in mods})
@@ -100,7 +105,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
 
         student, info = load_student(run_dir)
         cache = Path(info["config"].get("cache_dir") or run_dir / "cache")
-        val = load_split(root, "validation", student.spec, fmt, cache_dir=cache, progress=progress,
+        val = load_split(root, split, student.spec, fmt, cache_dir=cache, progress=progress,
                          description="decoding held-out clips")
         labels = head_labels(label_heads(info["classes"]), val.verb, val.noun)
 
@@ -114,7 +119,7 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
     logits = result.pop("logits")
     if report_dir is not None:
         write_report(logits[profile_name(model.modalities)], labels, info["classes"], Path(report_dir))
-    return {"run": str(run_dir), "method": info.get("method", info["kind"]), "draws": draws, **result}
+    return {"run": str(run_dir), "method": info.get("method", info["kind"]), "split": split, "draws": draws, **result}
 
 
 def write_report(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], classes: dict[str, list[str]],

@@ -45,6 +45,7 @@ class BenchOptions:
     threads: int = 2
     run: Path | None = None            # training run: torch eager rows and the student's curve
     fmt: str | None = None             # dataset format; default: the run's, else epic100
+    split: str | None = None           # held-out split scored; default: the bundle's eval_split
     compare: Path | None = None
     allow_few_runs: bool = False       # tests only: fewer than MIN_RUNS timed runs
     switch_repeats: int = 5
@@ -254,9 +255,9 @@ def run_bench(bundle_dir: Path, data: Path | None, out: Path, opts: BenchOptions
         task = bar.add_task("decoding held-out clips", total=total)
         held_out = None
         if plan.data is not None:
-            held_out = load_split(plan.data, bundle.manifest.eval_split, bundle.manifest.spec, plan.fmt,
-                                  progress=False)
-            results.data = {"root": str(plan.data), "split": bundle.manifest.eval_split, "clips": len(held_out)}
+            split = opts.split or bundle.manifest.eval_split
+            held_out = load_split(plan.data, split, bundle.manifest.spec, plan.fmt, progress=False)
+            results.data = {"root": str(plan.data), "split": split, "clips": len(held_out)}
         bar.advance(task)
         bench = _Bench(bundle, held_out, opts, chosen, results, bar, task)
         if bench.monitor.gpu_note:
