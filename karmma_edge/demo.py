@@ -251,8 +251,8 @@ def _columns(summary: DemoSummary) -> list[tuple[str, str]]:
     cols = [("profile", "profile"), ("teacher", "teacher %")]
     if any(r.ce_student is not None for r in summary.rows):
         cols.append(("ce_student", "CE w/ δ student %"))
-    return cols + [("fp32", "KARMMA_S ORT FP32 %"), ("int8", "ORT INT8 %"), ("int8_qdq", "INT8 Q/DQ graph %"),
-                   ("fp32_ms", "ORT FP32 ms"), ("int8_ms", "ORT INT8 ms")]
+    return cols + [("fp32", "KARMMA_S FP32 %"), ("int8", "ORT INT8 %"), ("int8_qdq", "INT8 Q/DQ graph %"),
+                   ("fp32_ms", "FP32 ms"), ("int8_ms", "INT8 ms")]
 
 
 def _cells(summary: DemoSummary, row: DemoRow) -> list[str]:
@@ -284,7 +284,7 @@ def render_table(summary: DemoSummary):
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"KARMMA on the built-in data: {summary.split} split, action top-1 and batch-1 latency")
+    table = Table(title=f"KARMMA on the built-in data: {summary.split} split action top-1, ONNX Runtime batch-1 latency")
     for i, (_, heading) in enumerate(_columns(summary)):
         table.add_column(heading, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in summary.rows:
