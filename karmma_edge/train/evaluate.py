@@ -66,9 +66,8 @@ def evaluate_forward(forward: Forward, labels: dict[str, np.ndarray], modalities
 
 
 def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: bool = True,
-                 report_dir: Path | None = None, split: str | None = None) -> dict:
-    """Held-out evaluation of a student or teacher run on `split` of its dataset (default: the split
-    figures are reported on, `data.report_split`).
+                 report_dir: Path | None = None, split: str = "validation") -> dict:
+    """Held-out evaluation of a student or teacher run on `split` of its dataset.
 
     `report_dir`: also write per_class.csv and confusion.png there (all modalities present).
     """
@@ -80,10 +79,6 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     root, fmt = Path(info["data"]["root"]), info["data"]["format"]
-    if split is None:
-        from karmma_edge.data import report_split
-
-        split = report_split(root, fmt)
     if info["kind"] == "teacher":
         from karmma_edge.train.teacher import labels as split_labels
         from karmma_edge.train.teacher import load_teacher, teacher_sources
