@@ -52,7 +52,7 @@ DemoPreset = choice_enum("DemoPreset", [name for name, p in PRESETS.items() if p
 def demo(out: Path = typer.Option(Path("karmma-demo"), "--out", help="directory for everything the demo writes; "
                                   "rerun to reuse its finished stages"),
          preset: DemoPreset = typer.Option(DemoPreset.demo, "--preset", help="the `reproduce` preset whose data and "
-                                           "training runs the demo makes (smoke: minutes, not a result)"),
+                                           "training runs the demo makes (smoke: about a minute, not a result)"),
          ce_student: bool = typer.Option(False, "--ce-student", help="also train the CE student with modality "
                                          "dropout (reproduce's baseline_dropout) and show it beside KARMMA_S")) -> None:
     """The whole KARMMA chain on the built-in data: extractors, teacher, distilled student, INT8 bundle, bench."""
