@@ -25,6 +25,7 @@ from karmma_edge.errors import KarmmaError
 
 DEMO_FILE = "demo.json"
 SUMMARY_FILE = "summary.md"
+SCORES_FILE = "scores.json"
 SEED = 0
 
 
@@ -70,11 +71,12 @@ class _Chain:
     def say(self, text: str) -> None:
         self.console.print(f"[bold]\\[{time.time() - self.start:5.0f}s][/bold] {text}")
 
-    def run(self, name: str, doing: str, fn, reused: bool = False, reuse_note: str = ""):
+    def run(self, name: str, doing: str, fn, reused: bool = False, reuse_note: str = "", load=None):
+        """`fn()`, or when `reused` the finished stage's result as `load()` reads it back (None without)."""
         if reused:
             self.say(f"{name}: reusing {reuse_note}")
             self.stages.append(Stage(name, 0.0, 0.0, True))
-            return None
+            return load() if load else None
         self.say(f"{name}: {doing}")
         t0, cpu0 = time.time(), _cpu_seconds()
         result = fn()
@@ -125,15 +127,16 @@ def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress
     bundle, bench = out / "bundle", out / "bench"
     chain.run("build", f"building every profile, FP32 and INT8 (the gate on validation), into {bundle}",
               lambda: _build(runs / "karmma_s", bundle, progress), _built(bundle, runs / "karmma_s"), str(bundle))
-    results = chain.run("bench", f"benchmarking the bundle on the {split} split (batch 1) into {bench}",
-                        lambda: _bench(bundle, data, bench, split, progress),
-                        _benched(bench, bundle, split), str(bench))
-    if results is None:
-        from karmma_edge.edge_runtime.measure.bench_results import load_results
+    from karmma_edge.edge_runtime.measure.bench_results import load_results
 
-        results = load_results(bench / "results.json")
+    results = chain.run("bench", f"benchmarking the bundle on the {split} split (batch 1) into {bench}",
+                        lambda: _bench(bundle, data, bench, split, progress), _benched(bench, bundle, split),
+                        str(bench), load=lambda: load_results(bench / "results.json"))
+    scored, key = out / SCORES_FILE, _scores_key(runs, split, ce_student)
     scores = chain.run("scores", f"scoring the teacher{' and the CE student' if ce_student else ''} "
-                       f"on the {split} split, counting FLOPs", lambda: _scores(runs, split, ce_student, progress))
+                       f"on the {split} split, counting FLOPs",
+                       lambda: _scores(runs, split, ce_student, scored, key, progress), _scored(scored, key),
+                       str(scored), load=lambda: json.loads(scored.read_text())["scores"])
     summary = _summary(preset, split, results, scores, chain.stages)
     text = summary_markdown(summary)
     atomic_write(out / SUMMARY_FILE, text)
@@ -213,8 +216,19 @@ def _bench(bundle: Path, data: Path, bench: Path, split: str, progress: bool):
                                                        progress=progress))
 
 
-def _scores(runs: Path, split: str, ce_student: bool, progress: bool) -> dict:
-    """Per profile action top-1 of the teacher (and CE student) on `split`; the FLOPs of both models."""
+def _scores_key(runs: Path, split: str, ce_student: bool) -> dict:
+    """What the scores depend on: the split and the checkpoints scored."""
+    names = ("teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
+    return {"split": split, **{n: _checkpoint_id(runs / n) for n in names}}
+
+
+def _scored(path: Path, key: dict) -> bool:
+    return path.is_file() and json.loads(path.read_text())["key"] == key
+
+
+def _scores(runs: Path, split: str, ce_student: bool, path: Path, key: dict, progress: bool) -> dict:
+    """Per profile action top-1 of the teacher (and CE student) on `split`, and the student's share of the
+    teacher's FLOPs; also written to `path` with the `key` they hold for."""
     from karmma_edge.inputs import InputSpec
     from karmma_edge.train.cost import student_cost, teacher_cost
     from karmma_edge.train.evaluate import evaluate_run
@@ -228,8 +242,9 @@ def _scores(runs: Path, split: str, ce_student: bool, progress: bool) -> dict:
     t = teacher_cost(teacher, teacher_sources(info), InputSpec.from_dict(info["input_spec"]))
     s = student_cost(load_student(runs / "karmma_s")[0])
     full = next(iter(s))
-    ratio = None if t[full]["gflops"] is None else s[full]["gflops"] / t[full]["gflops"]
-    return {"top1": top1, "flops_ratio": ratio}
+    scores = {"top1": top1, "flops_ratio": None if t[full]["gflops"] is None else s[full]["gflops"] / t[full]["gflops"]}
+    atomic_write(path, json.dumps({"key": key, "scores": scores}, indent=2) + "\n")
+    return scores
 
 
 def _summary(preset: str, split: str, results, scores: dict, stages: list[Stage]) -> DemoSummary:
