@@ -57,6 +57,7 @@ class DemoSummary:
     split: str
     clips: int
     rows: list[DemoRow]
+    chance: float                      # action top-1 of a uniform guess over the action classes
     flops_ratio: float | None          # KARMMA_S / teacher GFLOPs with every modality
     kept_at_half: float                # deployed INT8 system: accuracy at p = 0.5 over p = 0
     stages: list[Stage] = field(default_factory=list)
@@ -127,6 +128,7 @@ def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress
     bundle, bench = out / "bundle", out / "bench"
     chain.run("build", f"building every profile, FP32 and INT8 (the gate on validation), into {bundle}",
               lambda: _build(runs / "karmma_s", bundle, progress), _built(bundle, runs / "karmma_s"), str(bundle))
+    from karmma_edge.bundle import Bundle
     from karmma_edge.edge_runtime.measure.bench_results import load_results
 
     results = chain.run("bench", f"benchmarking the bundle on the {split} split (batch 1) into {bench}",
@@ -137,7 +139,7 @@ def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress
                        f"on the {split} split, counting FLOPs",
                        lambda: _scores(runs, split, ce_student, scored, key, progress), _scored(scored, key),
                        str(scored), load=lambda: json.loads(scored.read_text())["scores"])
-    summary = _summary(preset, split, results, scores, chain.stages)
+    summary = _summary(preset, split, results, scores, Bundle(bundle).manifest.classes, chain.stages)
     text = summary_markdown(summary)
     atomic_write(out / SUMMARY_FILE, text)
     atomic_write(out / DEMO_FILE, json.dumps(asdict(summary), indent=2) + "\n")
@@ -247,8 +249,10 @@ def _scores(runs: Path, split: str, ce_student: bool, path: Path, key: dict, pro
     return scores
 
 
-def _summary(preset: str, split: str, results, scores: dict, stages: list[Stage]) -> DemoSummary:
+def _summary(preset: str, split: str, results, scores: dict, classes: dict, stages: list[Stage]) -> DemoSummary:
     from karmma_edge.edge_runtime.measure.bench_results import QDQ_GRAPH
+    from karmma_edge.metrics import action_names
+    from karmma_edge.train.reproduce import relative_drop
 
     def acc(backend: str, profile: str, precision: str) -> float:
         return results.accuracy_of(backend, profile, precision).action_top1
@@ -262,10 +266,9 @@ def _summary(preset: str, split: str, results, scores: dict, stages: list[Stage]
                     fp32=acc("onnxruntime", p, "fp32"), int8=acc("onnxruntime", p, "int8"),
                     int8_qdq=acc(QDQ_GRAPH, p, "int8"), fp32_ms=ms(p, "fp32"), int8_ms=ms(p, "int8"))
             for p in results.bundle["profiles"]]
-    curve = results.curve.engine
-    kept = curve["0.5"] / curve["0.0"] if curve["0.0"] > 0 else float("nan")
     return DemoSummary(preset=preset, split=split, clips=results.data["clips"], rows=rows,
-                       flops_ratio=scores["flops_ratio"], kept_at_half=kept, stages=stages)
+                       chance=100.0 / len(action_names(classes)), flops_ratio=scores["flops_ratio"], kept_at_half=1 - relative_drop(results.curve.engine, "0.5"),
+                       stages=stages)
 
 
 def _columns(summary: DemoSummary) -> list[tuple[str, str]]:
@@ -287,6 +290,8 @@ def _notes(summary: DemoSummary) -> list[str]:
     return [f"Action top-1 on the {summary.split} split ({summary.clips} clips); latency: batch-1 median, "
             "ONNX Runtime, 2 threads. \"INT8 Q/DQ graph\" is the INT8 graph as written (what the manifest "
             "records and TensorRT computes); \"ORT INT8\" is this host's int8 kernels.",
+            f"Chance (a uniform guess over {100 / summary.chance:.0f} actions): {summary.chance:.1f} %; KARMMA_S's "
+            f"weakest profile (INT8 Q/DQ graph) is {min(r.int8_qdq for r in summary.rows) / summary.chance:.1f}x chance.",
             f"KARMMA_S / teacher FLOPs with every modality: {ratio}.",
             f"Deployed INT8 system, each modality dropped with p = 0.5: keeps {100 * summary.kept_at_half:.0f} % "
             "of its all-modality accuracy.",
