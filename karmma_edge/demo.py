@@ -149,7 +149,7 @@ def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress
 
 
 def _synthesized(data: Path, preset: str) -> bool:
-    from karmma_edge.data.synth.generate import MARKER
+    from karmma_edge.data.synth.generate import FORMAT_VERSION, MARKER
 
     marker = data / MARKER
     if not marker.is_file():
@@ -158,6 +158,9 @@ def _synthesized(data: Path, preset: str) -> bool:
     if meta.get("preset") != preset or meta.get("seed") != SEED:
         raise KarmmaError(f"{data} holds the synthetic {meta.get('preset')!r} data, seed {meta.get('seed')}, not "
                           f"{preset!r} seed {SEED}; give demo another --out or delete {data}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise KarmmaError(f"{data} was written by an older data generator (format {meta.get('format_version')}, "
+                          f"now {FORMAT_VERSION}); give demo another --out or delete {data}")
     return True
 
 

@@ -54,3 +54,15 @@ def test_demo_refuses_another_presets_data(tiny_dataset, tmp_path):
     assert "'tiny'" in result.stderr and "another --out" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_demo_refuses_data_of_an_older_generator(tiny_dataset, tmp_path):
+    from karmma_edge.data.synth.generate import MARKER
+
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    marker = tmp_path / "data" / MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "format_version": 0}))
+    result = karmma_cli("demo", "--out", str(tmp_path), "--preset", "smoke")
+    assert result.returncode == 2, result.stderr
+    assert "older data generator" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
