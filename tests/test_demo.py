@@ -33,6 +33,11 @@ def test_demo_trains_teacher_and_distilled_student_then_reuses_every_stage(tmp_p
     teacher = json.loads((tmp_path / "runs" / "teacher" / "run.json").read_text())
     assert {k: teacher["config"][k] for k in PRESETS["smoke"].teacher} == PRESETS["smoke"].teacher
     assert json.loads((tmp_path / "bench" / "results.json").read_text())["data"]["split"] == "test"
+    # Extractors, teacher tokens, students and build read the clips at one spec: each split is decoded
+    # once, into the chain's cache (the build used to decode train and validation again into its run's).
+    decoded = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir() if p.name != "tokens")
+    assert decoded == ["pretrain", "test", "train", "validation"]
+    assert not any((tmp_path / "runs" / name / "cache").exists() for name in TRAINED)
 
     header = (tmp_path / "summary.md").read_text().splitlines()[2]
     assert "teacher %" in header and "CE w/ δ student %" in header and "KARMMA_S FP32 %" in header
