@@ -15,12 +15,14 @@ from typing import Optional
 import typer
 
 from karmma_edge import __version__
+from karmma_edge.cli_options import choice_enum
 from karmma_edge.data import commands as data_commands
 from karmma_edge.edge_runtime import commands as runtime_commands
 from karmma_edge.edge_runtime.measure import device_check
 from karmma_edge.errors import KarmmaError
 from karmma_edge.quantize import commands as quantize_commands
 from karmma_edge.train import commands as train_commands
+from karmma_edge.train.reproduce import PRESETS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build, benchmark and serve a missing-modality-robust action recogniser on edge devices.")
@@ -43,12 +45,20 @@ def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_pr
     """Build, benchmark and serve a missing-modality-robust action recogniser on edge devices."""
 
 
+DemoPreset = choice_enum("DemoPreset", [name for name, p in PRESETS.items() if p.format == "epic100"])
+
+
 @app.command()
-def demo(out: Path = typer.Option(Path("karmma-demo"), "--out", help="directory for everything the demo writes")) -> None:
-    """The whole chain on the built-in synthetic data: data, student, bundle, bench."""
+def demo(out: Path = typer.Option(Path("karmma-demo"), "--out", help="directory for everything the demo writes; "
+                                  "rerun to reuse its finished stages"),
+         preset: DemoPreset = typer.Option(DemoPreset.demo, "--preset", help="the `reproduce` preset whose data and "
+                                           "training runs the demo makes (smoke: about a minute, not a result)"),
+         ce_student: bool = typer.Option(False, "--ce-student", help="also train the CE student with modality "
+                                         "dropout (reproduce's baseline_dropout) and show it beside KARMMA_S")) -> None:
+    """The whole KARMMA chain on the built-in data: extractors, teacher, distilled student, INT8 bundle, bench."""
     from karmma_edge.demo import run_demo
 
-    run_demo(out)
+    run_demo(out, preset.value, ce_student=ce_student)
 
 
 def main() -> None:

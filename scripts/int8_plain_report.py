@@ -1,7 +1,7 @@
 """Held-out action top-1 per profile: FP32, the bundle's gated INT8, and plain `quantize_static` with
 its defaults (the first thing a user would try) on the same calibration clips.
 
-    python scripts/int8_plain_report.py --bundle karmma-demo/bundle --run karmma-demo/runs/student
+    python scripts/int8_plain_report.py --bundle karmma-demo/bundle --run karmma-demo/runs/karmma_s
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ def test_version_prints_the_package_version():
                  "percentile"]),
     (["data", "synth"], ["tiny", "demo", "full", "scale", "folders", "tar", "epic100", "ssv2"]),
     (["reproduce"], ["smoke", "smoke-ssv2", "demo", "full"]),
+    (["demo"], ["smoke", "demo", "full", "--ce-student"]),
     (["device-check"], ["int8", "fp16", "fp32", "epic100", "ssv2"]),
 ])
 def test_help_lists_the_enumerated_choices(command, choices):

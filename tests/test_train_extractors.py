@@ -90,6 +90,22 @@ def test_tokens_are_computed_once(tiny_dataset, tmp_path, flow_net):
     assert CountingSource.calls > calls
 
 
+def test_modalities_at_one_spec_share_one_decode_of_the_split(tiny_dataset, tmp_path, flow_net):
+    """The clips are decoded once for every extractor reading the same spec, into the cache that a
+    student's training at that spec reads too (no second decode)."""
+    from karmma_edge.data.arrays import load_split
+
+    torch.manual_seed(0)
+    sources = {"rgb": TorchTokenSource("rgb", build_extractor(SMALL, "rgb").eval(), "checksum-rgb", "test"),
+               "flow": TorchTokenSource("flow", flow_net, "checksum-flow", "test")}
+    tokens = split_tokens(sources, tiny_dataset, "validation", "epic100", CFG.spec, tmp_path, progress=False)
+    assert set(tokens) == {"rgb", "flow"}
+    decoded = sorted(p.name for p in tmp_path.glob("validation-*"))
+    assert len(decoded) == 1
+    load_split(tiny_dataset, "validation", CFG.spec, "epic100", ("rgb", "flow"), tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("validation-*")) == decoded
+
+
 def test_teacher_on_user_files(tiny_dataset, tmp_path):
     """A teacher trained on extractors the user brings (TorchScript here), then evaluated."""
     from karmma_edge.train.config import TeacherConfig

@@ -98,7 +98,8 @@ def _load_inputs(opts: BuildOptions, progress: bool) -> _Inputs:
     if not data_root.is_dir():
         raise KarmmaError(f"dataset {data_root} (from {opts.run}/run.json) does not exist; pass --data ROOT")
     fmt = info["data"]["format"]
-    cache = Path(opts.run) / "cache"
+    # The run's own cache: the splits it decoded for training are not decoded again.
+    cache = Path(info["config"].get("cache_dir") or Path(opts.run) / "cache")
     train = load_split(data_root, "train", spec, fmt, student.modalities, cache, progress)
     held_out = load_split(data_root, "validation", spec, fmt, student.modalities, cache, progress)
     labels = head_labels(student.outputs, held_out.verb, held_out.noun)

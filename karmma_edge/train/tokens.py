@@ -47,7 +47,10 @@ def split_tokens(sources: dict[str, TokenSource], root: Path, split: str, fmt: s
 
         with Progress(disable=not progress, transient=True) as bar:
             for m in missing:
-                dataset = clip_dataset(root, split, specs[m], fmt, cache_dir, decoded_cache_gb, progress, (m,))
+                # Every modality read at the same spec shares one decode of the split (a clip's load decodes
+                # them all anyway), the very cache the student's training and the build read at that spec.
+                same_spec = tuple(x for x in sources if specs[x] == specs[m])
+                dataset = clip_dataset(root, split, specs[m], fmt, cache_dir, decoded_cache_gb, progress, same_spec)
                 loader = DataLoader(dataset, batch_sampler=_InOrder(len(dataset), batch_size), collate_fn=_batch_as_is,
                                     num_workers=workers if dataset.arrays is None else 0)
                 task = bar.add_task(f"{m} tokens of {split}", total=len(dataset))
