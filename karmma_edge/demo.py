@@ -91,21 +91,14 @@ def _cpu_seconds() -> float:
 
 
 def run_configs(preset, out: Path, ce_student: bool = False) -> dict:
-    """Each training stage's config, as `reproduce` builds it for seed 0 into `out` (same data, cache
-    and seed, so the two commands train, and reuse, the same runs)."""
-    from karmma_edge.file_formats import validate
-    from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
+    """The demo's training stages, name -> (trainer, config), as `reproduce` builds them for seed 0
+    into `out` (same data, cache and seed, so the two commands train, and reuse, the same runs)."""
+    from karmma_edge.train.reproduce import stage_configs
 
-    runs = out / "runs"
     common = {"data": out / "data", "format": preset.format, "seed": SEED, "cache_dir": out / "cache", "threads": None}
-    cfgs = {"extractors": validate(ExtractorsConfig, {**preset.extractors, **common}, "extractors preset"),
-            "teacher": validate(TeacherConfig, {**preset.teacher, **common, "extractors": runs / "extractors"},
-                                "teacher preset"),
-            "karmma_s": validate(TrainConfig, {**preset.student, **common, "teacher": runs / "teacher"},
-                                 "karmma_s preset")}
-    if ce_student:
-        cfgs["baseline_dropout"] = validate(TrainConfig, {**preset.student, **common}, "baseline_dropout preset")
-    return cfgs
+    wanted = ("extractors", "teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
+    stages = stage_configs(preset, out / "runs", common)
+    return {name: stages[name] for name in wanted}
 
 
 def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress: bool = True) -> DemoSummary:
@@ -171,18 +164,13 @@ def _synthesize(data: Path, preset: str, progress: bool) -> None:
 
 
 def _train(chain: _Chain, cfgs: dict, runs: Path, finished, progress: bool) -> None:
-    from karmma_edge.train.loop import train_student
-    from karmma_edge.train.pretrain import train_extractors
-    from karmma_edge.train.teacher import train_teacher
-
-    doing = {"extractors": ("pre-training the teacher's extractors on the pretrain pool", train_extractors),
-             "teacher": ("training the teacher on the extractors' cached tokens", train_teacher),
-             "karmma_s": ("distilling KARMMA_S from the teacher (shared modality dropout)", train_student),
-             "baseline_dropout": ("training the CE student with modality dropout (no teacher)", train_student)}
-    for name, cfg in cfgs.items():
-        text, train = doing[name]
+    doing = {"extractors": "pre-training the teacher's extractors on the pretrain pool",
+             "teacher": "training the teacher on the extractors' cached tokens",
+             "karmma_s": "distilling KARMMA_S from the teacher (shared modality dropout)",
+             "baseline_dropout": "training the CE student with modality dropout (no teacher)"}
+    for name, (train, cfg) in cfgs.items():
         run = runs / name
-        chain.run(name, f"{text} into {run} ({cfg.epochs} epochs)", lambda: train(cfg, run, progress),
+        chain.run(name, f"{doing[name]} into {run} ({cfg.epochs} epochs)", lambda: train(cfg, run, progress),
                   finished(run, cfg), f"{run} (trained with this config)")
 
 

@@ -57,11 +57,11 @@ PRESETS: dict[str, ReproducePreset] = {
         extractors={"model": "teacher-xs", "epochs": 2, "batch_size": 16, "lr": 3e-3, "split": "train"},
         teacher={"fusion_dim": 32, "fusion_depth": 1, "fusion_heads": 2, "epochs": 3, "batch_size": 16, "lr": 3e-3},
         student={"model": "student-xs", "epochs": 2, "batch_size": 16, "lr": 3e-3, "modality_dropout": 0.3}),
-    # About 24 minutes on a 2-core CPU; the choices and the runs behind them: docs/training.md.
-    # Extractors 12 epochs: at 4 the teacher (mean 37) was weaker than a CE student trained long
-    # enough, and distillation pulled KARMMA_S down to it. Students 40 epochs with p = 0.3: at 20
-    # epochs, or at p = 0.5, the dropout students had not yet learnt to combine shape (rgb) with
-    # material (audio) and the ordering between methods was a coin toss.
+    # Also the `karmma-edge demo` chain (extractors, teacher, karmma_s), which must fit 10 minutes on
+    # a 2-core CPU with setup. Chosen on seed 0's validation split (docs/training.md): extractors 8
+    # epochs (the rgb extractor alone at 79 % action top-1, the teacher at 95 with every modality),
+    # students 30 epochs with p = 0.3, which earlier data needed for the dropout students to learn to
+    # combine modalities at all.
     "demo": ReproducePreset(
         data="demo",
         extractors={"model": "teacher-m", "epochs": 8, "batch_size": 32, "lr": 3e-3},
@@ -136,8 +136,9 @@ def reproduce(preset: ReproducePreset | str, out: Path, seed: int = 0, progress:
     return results
 
 
-def train_methods(preset: ReproducePreset, runs: Path, common: dict, stage, progress: bool = True) -> None:
-    """Every run of METHODS under `runs`, through `stage(name, fn, run_dir, cfg)` (which skips a finished one).
+def stage_configs(preset: ReproducePreset, runs: Path, common: dict) -> dict:
+    """Each training stage's config, in training order: name -> (trainer, config). The one place
+    `reproduce` and `demo` build them, so the two commands train, and reuse, the same runs.
 
     The control's encoders pre-train as the teacher's extractors do (same pool, epochs, lr), but they
     are the student's own: the control differs from baseline_dropout only in starting from them, so
@@ -147,21 +148,28 @@ def train_methods(preset: ReproducePreset, runs: Path, common: dict, stage, prog
     from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
     from karmma_edge.train.loop import train_student
     from karmma_edge.train.pretrain import train_extractors
-    from karmma_edge.train.runs import RUN_FILE
     from karmma_edge.train.teacher import train_teacher
 
+    stages = {}
     pretrained = {"extractors": {}, "control_extractors": {"model": preset.student["model"]}}
     for name, extra in pretrained.items():
-        cfg = validate(ExtractorsConfig, {**preset.extractors, **common, **extra}, f"{name} preset")
-        stage(name, lambda cfg=cfg, name=name: train_extractors(cfg, runs / name, progress), runs / name, cfg)
-    teacher_dir = runs / "teacher"
-    tcfg = validate(TeacherConfig, {**preset.teacher, **common, "extractors": runs / "extractors"}, "teacher preset")
-    stage("teacher", lambda: train_teacher(tcfg, teacher_dir, progress), teacher_dir, tcfg)
+        stages[name] = (train_extractors, validate(ExtractorsConfig, {**preset.extractors, **common, **extra},
+                                                   f"{name} preset"))
+    stages["teacher"] = (train_teacher, validate(TeacherConfig, {**preset.teacher, **common,
+                                                                 "extractors": runs / "extractors"}, "teacher preset"))
     students = {"baseline": {"modality_dropout": 0.0}, "baseline_dropout": {},
-                "control": {"init_extractors": runs / "control_extractors"}, "karmma_s": {"teacher": teacher_dir}}
+                "control": {"init_extractors": runs / "control_extractors"}, "karmma_s": {"teacher": runs / "teacher"}}
     for name, extra in students.items():
-        cfg = validate(TrainConfig, {**preset.student, **common, **extra}, f"{name} preset")
-        stage(name, lambda cfg=cfg, name=name: train_student(cfg, runs / name, progress), runs / name, cfg)
+        stages[name] = (train_student, validate(TrainConfig, {**preset.student, **common, **extra}, f"{name} preset"))
+    return stages
+
+
+def train_methods(preset: ReproducePreset, runs: Path, common: dict, stage, progress: bool = True) -> None:
+    """Every run of METHODS under `runs`, through `stage(name, fn, run_dir, cfg)` (which skips a finished one)."""
+    from karmma_edge.train.runs import RUN_FILE
+
+    for name, (train, cfg) in stage_configs(preset, runs, common).items():
+        stage(name, lambda train=train, cfg=cfg, name=name: train(cfg, runs / name, progress), runs / name, cfg)
     assert all((runs / m / RUN_FILE).is_file() for m in METHODS)
 
 
