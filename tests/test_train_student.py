@@ -85,6 +85,23 @@ def test_demo_student_costs_at_most_a_quarter_of_the_teacher():
     assert all(s_cost[p]["params"] < t_cost[p]["params"] for p in s_cost)
 
 
+def test_scoring_only_the_last_epoch_trains_the_same_weights(tiny_dataset, tmp_path):
+    """The demo skips the per-epoch held-out scores: same weights, same final metrics, one history row."""
+    from karmma_edge.train.config import load_config
+    from karmma_edge.train.loop import train_student
+
+    cfg = load_config(CONFIGS / "student-tiny.yaml", data=tiny_dataset)
+    cfg.epochs, cfg.threads, cfg.cache_dir = 3, 1, tmp_path / "cache"
+    every = train_student(cfg, tmp_path / "every", progress=False)
+    last = train_student(cfg, tmp_path / "last", progress=False, every_epoch=False)
+    assert [h["epoch"] for h in every["history"]] == [1, 2, 3] and [h["epoch"] for h in last["history"]] == [3]
+    assert last["history"][0] == every["history"][-1] and last["metrics"] == every["metrics"]
+    a = torch.load(tmp_path / "every" / "model.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "last" / "model.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
 def test_streamed_clips_train_exactly_like_the_decoded_cache(tiny_dataset, tmp_path):
     """Issue 16: clips decoded on the fly by 2 DataLoader workers give the run that the on-disk
     decoded cache gives, and nothing of the training split is cached."""

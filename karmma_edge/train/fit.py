@@ -74,7 +74,7 @@ def training_batches(cfg: Optim, split: str, spec, cache: Path, progress: bool =
 def fit(model: nn.Module, batches: Batches, num_modalities: int, dropout: float, loss_fn: LossFn,
         evaluate: Callable[[nn.Module], dict], cfg: Optim, out: Path, description: str,
         device: torch.device, progress: bool = True, stop_after: int | None = None,
-        stop_after_steps: int | None = None) -> list[dict]:
+        stop_after_steps: int | None = None, every_epoch: bool = True) -> list[dict]:
     """Train `model` for cfg.epochs; resume from out/model.pt if it holds this config's unfinished run.
 
     Returns the per-epoch history (held-out metrics from `evaluate`). Every stage (extractors, teacher,
@@ -83,6 +83,8 @@ def fit(model: nn.Module, batches: Batches, num_modalities: int, dropout: float,
     every epoch and, with `cfg.checkpoint_steps`, every that many steps within one (holding the epoch's
     order, so the rest of the epoch reads the same batches). `stop_after` / `stop_after_steps` end the
     process's work after that many epochs / steps of this call, checkpoint written, as a kill would.
+    `every_epoch=False` scores only the last epoch (the demo: a third of a student's epoch otherwise;
+    the weights are the same, as scoring draws no random numbers).
     """
     out = Path(out)
     model.to(device)
@@ -152,7 +154,7 @@ def fit(model: nn.Module, batches: Batches, num_modalities: int, dropout: float,
                     raise Interrupted(f"stopped after {done_steps} steps as asked; rerun to resume")
             seconds = time.time() - t0
             first_step, order = 0, None
-            if dist.is_main():
+            if dist.is_main() and (every_epoch or epoch + 1 == cfg.epochs):
                 metrics = evaluate(model)
                 history.append({"epoch": epoch + 1, "loss": total / steps, **metrics})
                 log.info("%s: epoch %d loss %.3f %s (%.0fs, %.1f clips/s)", description, epoch + 1, total / steps,

@@ -49,7 +49,7 @@ def method_of(cfg: TrainConfig) -> str:
 
 
 def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after: int | None = None,
-                  stop_after_steps: int | None = None) -> dict:
+                  stop_after_steps: int | None = None, every_epoch: bool = True) -> dict:
     """Train a student: CE (baselines), from pre-trained encoders (`cfg.init_extractors`: the control),
     or distillation from `cfg.teacher` (KARMMA_S)."""
     # A mismatched init_extractors run is refused before anything is written or decoded.
@@ -95,7 +95,8 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     method = method_of(cfg)
     history = fit(student, batches, len(modalities), cfg.modality_dropout, loss_fn,
                   lambda model: scores(predict(model, val, modalities), val_labels),
-                  cfg, out, f"training {method}", device, progress, stop_after, stop_after_steps)
+                  cfg, out, f"training {method}", device, progress, stop_after, stop_after_steps,
+                  every_epoch)
     info = {
         "kind": "student", "method": method,
         "model": cfg.model, "model_config": config_dict(cfg.model), "modalities": list(modalities),

@@ -39,7 +39,7 @@ def unimodal_accuracy(model: UnimodalClassifiers, arrays, device, batch_size: in
                                             labels) for m, ps in parts.items()}
 
 
-def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) -> dict:
+def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True, every_epoch: bool = True) -> dict:
     device = prepare(cfg, out)
     out = Path(out)
     from karmma_edge.data import open_dataset
@@ -65,7 +65,7 @@ def train_extractors(cfg: ExtractorsConfig, out: Path, progress: bool = True) ->
 
     history = fit(model, batches, len(modalities), 0.0, loss_fn,
                   lambda net: unimodal_accuracy(net, val, device), cfg, out, "pre-training extractors",
-                  device, progress)
+                  device, progress, every_epoch=every_epoch)
     info = {"kind": "extractors", "model": cfg.model, "model_config": config_dict(cfg.model),
             "modalities": list(modalities), "classes": classes,
             "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format,

@@ -81,7 +81,7 @@ def predict_tokens(teacher: Teacher, tokens: dict[str, np.ndarray], modalities, 
     return {h: np.concatenate([p[i].cpu().numpy() for p in parts]) for i, h in enumerate(teacher.outputs)}
 
 
-def train_teacher(cfg: TeacherConfig, out: Path, progress: bool = True) -> dict:
+def train_teacher(cfg: TeacherConfig, out: Path, progress: bool = True, every_epoch: bool = True) -> dict:
     device = prepare(cfg, out)
     out = Path(out)
     sources, spec = extractor_sources(cfg)
@@ -103,7 +103,7 @@ def train_teacher(cfg: TeacherConfig, out: Path, progress: bool = True) -> dict:
 
     history = fit(teacher, Batches(len(meta), cfg.batch_size), len(modalities), cfg.modality_dropout, loss_fn,
                   lambda net: scores(predict_tokens(net, val, modalities), val_labels),
-                  cfg, out, "training teacher", device, progress)
+                  cfg, out, "training teacher", device, progress, every_epoch=every_epoch)
     info = {"kind": "teacher", "method": "teacher", "modalities": list(modalities),
             "classes": classes,
             "token_dims": {m: list(d) for m, d in token_dims.items()},
