@@ -176,16 +176,12 @@ def _train(chain: _Chain, cfgs: dict, runs: Path, finished, progress: bool) -> N
                   finished(run, cfg), f"{run} (trained with this config)")
 
 
-def _checkpoint_id(run: Path) -> str:
-    from karmma_edge.bundle import sha256_file
-
-    return sha256_file(run / "model.pt")[:12]
-
-
 def _built(bundle: Path, run: Path) -> bool:
     """The bundle holds this run's checkpoint (build writes it whole or not at all)."""
     manifest = bundle / "manifest.json"
-    return manifest.is_file() and json.loads(manifest.read_text())["model_id"].endswith(":" + _checkpoint_id(run))
+    from karmma_edge.train.runs import checkpoint_id
+
+    return manifest.is_file() and json.loads(manifest.read_text())["model_id"].endswith(":" + checkpoint_id(run))
 
 
 def _build(run: Path, bundle: Path, progress: bool) -> None:
@@ -214,7 +210,9 @@ def _bench(bundle: Path, data: Path, bench: Path, split: str, progress: bool):
 def _scores_key(runs: Path, split: str, ce_student: bool) -> dict:
     """What the scores depend on: the split and the checkpoints scored."""
     names = ("teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
-    return {"split": split, **{n: _checkpoint_id(runs / n) for n in names}}
+    from karmma_edge.train.runs import checkpoint_id
+
+    return {"split": split, **{n: checkpoint_id(runs / n) for n in names}}
 
 
 def _scored(path: Path, key: dict) -> bool:

@@ -179,10 +179,12 @@ def _profile_entry(inputs: _Inputs, profile: str, root: Path, gate, diff: float,
 
 
 def _manifest(inputs: _Inputs, entries: dict[str, ProfileEntry], opts: BuildOptions) -> Manifest:
+    from karmma_edge.train.runs import checkpoint_id
+
     student, info = inputs.student, inputs.info
     spec = student.spec
     return Manifest(
-        model_id=f"{info['model']}:{sha256_file(Path(opts.run) / 'model.pt')[:12]}",
+        model_id=f"{info['model']}:{checkpoint_id(opts.run)}",
         classes=info["classes"], input_spec=spec.to_dict(),
         inputs={m: InputEntry(shape=["B", *spec.input_shape(m)], dtype=spec.input_dtype(m),
                               preprocessing=PREPROCESSING[m]) for m in student.modalities},

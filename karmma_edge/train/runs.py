@@ -18,6 +18,13 @@ RUN_FILE = "run.json"
 CHECKPOINT = "model.pt"
 
 
+def checkpoint_id(run_dir: Path) -> str:
+    """The short hash of a run's checkpoint: what a bundle's model_id names, and what the demo keys reuse on."""
+    from karmma_edge.bundle import sha256_file
+
+    return sha256_file(Path(run_dir) / CHECKPOINT)[:12]
+
+
 def save_atomic(obj, path: Path) -> None:
     with atomic_file(path) as tmp:
         torch.save(obj, tmp)
