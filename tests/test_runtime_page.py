@@ -122,11 +122,16 @@ def test_page_follows_profiles_and_mutes_the_mic(tiny_bundle: Path, media, tmp_p
     # The browser first (this skips without selenium or Chromium): the daemon's start starts the video.
     driver, profile = launch_chromium()
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
     daemon = start_daemon(tiny_bundle, tmp_path, "--rgb", f"file:{media.video}", "--audio", f"file:{media.wav}",
                           config={"http": {"token": TOKEN}})
     try:
-        wait = WebDriverWait(driver, 20, poll_frequency=0.1)
+        # The page replaces its top-k lists on every prediction, so an element found a moment ago can be
+        # gone by the time its text is read: waits retry then, and one-off reads run inside the page.
+        wait = WebDriverWait(driver, 20, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+        texts = lambda css: driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent)", css)
         text = lambda element_id: driver.find_element(By.ID, element_id).text
         driver.get(f"{daemon.url}/?token={TOKEN}")
         wait.until(lambda d: "token=" not in d.current_url)   # taken into localStorage, out of the address bar
@@ -141,8 +146,8 @@ def test_page_follows_profiles_and_mutes_the_mic(tiny_bundle: Path, media, tmp_p
         wait.until(lambda d: d.execute_script(
             "const i = document.querySelector('#tile-rgb .thumb img'); return i.complete && i.naturalWidth === 160"),
             "the camera thumbnail never loaded")
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#top-action li")) == 5
-        assert driver.find_element(By.CSS_SELECTOR, "#top-verb li .pct").text.endswith("%")
+        assert len(texts("#top-action li")) == 5
+        assert texts("#top-verb li .pct")[0].endswith("%")
 
         wait.until(lambda d: text("profile") == "audio", "the page never showed `audio` after the video ended")
         wait.until(lambda d: tile("rgb").get_attribute("data-state") == "dead")
