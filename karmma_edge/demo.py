@@ -1,7 +1,7 @@
 """`karmma-edge demo`: the whole KARMMA chain on the built-in synthetic data, in one directory.
 
-synth -> extractors pre-trained on the pretrain pool -> their tokens, cached -> teacher -> KARMMA_S
-distilled from it -> build (every profile FP32 and Q/DQ INT8, the gate on validation) -> bench on the
+synth -> extractors pre-trained on the pretrain pool -> their tokens, cached -> teacher; the student's
+own encoders pre-trained on the same pool -> KARMMA_S distilled from the teacher -> build (every profile FP32 and Q/DQ INT8, the gate on validation) -> bench on the
 report split (test), batch 1, with the deployed missing-modality curve.
 
 The runs are exactly those of `karmma-edge reproduce --preset P --seed 0` (the configs come from
@@ -96,7 +96,7 @@ def run_configs(preset, out: Path, ce_student: bool = False) -> dict:
     from karmma_edge.train.reproduce import stage_configs
 
     common = {"data": out / "data", "format": preset.format, "seed": SEED, "cache_dir": out / "cache", "threads": None}
-    wanted = ("extractors", "teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
+    wanted = ("extractors", "student_encoders", "teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
     stages = stage_configs(preset, out / "runs", common)
     return {name: stages[name] for name in wanted}
 
@@ -165,8 +165,9 @@ def _synthesize(data: Path, preset: str, progress: bool) -> None:
 
 def _train(chain: _Chain, cfgs: dict, runs: Path, finished, progress: bool) -> None:
     doing = {"extractors": "pre-training the teacher's extractors on the pretrain pool",
+             "student_encoders": "pre-training the student's own encoders on the pretrain pool",
              "teacher": "training the teacher on the extractors' cached tokens",
-             "karmma_s": "distilling KARMMA_S from the teacher (shared modality dropout)",
+             "karmma_s": "distilling KARMMA_S from the teacher, from those encoders (shared modality dropout)",
              "baseline_dropout": "training the CE student with modality dropout (no teacher)"}
     for name, (train, cfg) in cfgs.items():
         run = runs / name

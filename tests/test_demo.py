@@ -11,7 +11,7 @@ from conftest import karmma_cli
 
 pytest.importorskip("torch", reason="the demo trains (the `train` extra)")
 
-TRAINED = ("extractors", "teacher", "karmma_s", "baseline_dropout")
+TRAINED = ("extractors", "student_encoders", "teacher", "karmma_s", "baseline_dropout")
 
 
 def test_demo_trains_teacher_and_distilled_student_then_reuses_every_stage(tmp_path):

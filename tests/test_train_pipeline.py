@@ -58,17 +58,19 @@ def test_reproduce_writes_paper_tables(tiny_dataset, tmp_path):
     assert checks["checks"]["beats_control"] == beats
     assert f"KARMMA_S beats the control {'holds' if beats else 'does NOT hold'}" in md
     # The control: the student's own encoders pre-trained on the pretrain pool with the extractors'
-    # recipe, loaded into a student trained like baseline_dropout.
+    # recipe, loaded into a student trained like baseline_dropout; KARMMA_S starts from them too.
     runs = tmp_path / "runs"
-    pre = json.loads((runs / "control_extractors" / "run.json").read_text())
+    pre = json.loads((runs / "student_encoders" / "run.json").read_text())
     ext = json.loads((runs / "extractors" / "run.json").read_text())
     assert pre["model"] == preset.student["model"] and pre["data"]["split"] == "pretrain"
     assert {k: pre["config"][k] for k in ("epochs", "lr", "batch_size", "split")} == \
         {k: ext["config"][k] for k in ("epochs", "lr", "batch_size", "split")}
     control = json.loads((runs / "control" / "run.json").read_text())
     dropout = json.loads((runs / "baseline_dropout" / "run.json").read_text())
-    assert control["method"] == "control" and control["config"]["init_extractors"] == str(runs / "control_extractors")
+    karmma_s = json.loads((runs / "karmma_s" / "run.json").read_text())
+    assert control["method"] == "control" and control["config"]["init_extractors"] == str(runs / "student_encoders")
     assert {**control["config"], "init_extractors": None} == dropout["config"]
+    assert karmma_s["method"] == "karmma_s" and {**control["config"], "teacher": str(runs / "teacher")} == karmma_s["config"]
     assert (tmp_path / "subsets.png").stat().st_size > 0 and (tmp_path / "missing_modalities.png").stat().st_size > 0
     # The seeds' table: one row per directory, the checks as computed above.
     table = subprocess.run([sys.executable, str(SCRIPTS / "reproduce_seeds.py"), str(tmp_path), str(tmp_path)],

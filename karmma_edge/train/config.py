@@ -44,7 +44,7 @@ class TrainConfig(Optim):
     kd_temperature: float = Field(2.0, gt=0)
     init_extractors: Path | None = Field(None, description="a `train extractors` run with this student's "
                                          "`model`: its pre-trained encoders initialise the student's, which "
-                                         "then train on with the rest (reproduce's control)")
+                                         "then train on with the rest (reproduce's control and KARMMA_S)")
 
 
 class ExtractorsConfig(Optim):

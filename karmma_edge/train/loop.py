@@ -51,7 +51,7 @@ def method_of(cfg: TrainConfig) -> str:
 def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after: int | None = None,
                   stop_after_steps: int | None = None, every_epoch: bool = True) -> dict:
     """Train a student: CE (baselines), from pre-trained encoders (`cfg.init_extractors`: the control),
-    or distillation from `cfg.teacher` (KARMMA_S)."""
+    or distilled from `cfg.teacher` (KARMMA_S, which reproduce also starts from those encoders)."""
     # A mismatched init_extractors run is refused before anything is written or decoded.
     encoders = student_encoders(cfg.init_extractors, cfg.model) if cfg.init_extractors is not None else None
     device = prepare(cfg, out)

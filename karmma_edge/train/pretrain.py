@@ -3,7 +3,7 @@
 On the built-in data they stand in for extractors pre-trained on far more data than the student
 sees (DESIGN section 1), so they train on the separately seeded `pretrain` pool by default. With a
 student model (`model: student-m`) the same recipe pre-trains the student's own encoders, which
-`TrainConfig.init_extractors` loads: reproduce's control, pre-trained but never distilled.
+`TrainConfig.init_extractors` loads: reproduce's control (never distilled) and KARMMA_S start from them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """`karmma-edge reproduce`: the paper's experiment end to end, written as results.json, results.md, plots.
 
 data -> extractors (pre-trained on the pretrain pool, frozen) -> teacher -> baseline, baseline_dropout,
-control (the student's own encoders pre-trained on the same pool, no teacher), karmma_s -> evaluation
-on the report split (test where the data has one; every choice was made on validation) -> cost.
+student_encoders (the student's own, pre-trained on the same pool) -> control (from them, no teacher),
+karmma_s (from them, distilled) -> evaluation on the report split (test where the data has one; every
+choice was made on validation) -> cost.
 Every stage is a run directory under OUT/runs; a finished stage is reused and an interrupted one
 resumes from its checkpoint.
 """
@@ -35,7 +36,7 @@ class ReproducePreset(BaseModel):
                                               "with the same ones, `model` set to the student's")
     teacher: dict = Field(..., description="TeacherConfig fields")
     student: dict = Field(..., description="TrainConfig fields of the dropout students; `baseline` sets "
-                                           "modality_dropout to 0, `control` sets init_extractors")
+                                           "modality_dropout to 0, `control` and `karmma_s` set init_extractors")
     draws: int = Field(20, ge=1, description="seeded draws per p of the missing-modality curve")
 
 
@@ -57,16 +58,16 @@ PRESETS: dict[str, ReproducePreset] = {
         extractors={"model": "teacher-xs", "epochs": 2, "batch_size": 16, "lr": 3e-3, "split": "train"},
         teacher={"fusion_dim": 32, "fusion_depth": 1, "fusion_heads": 2, "epochs": 3, "batch_size": 16, "lr": 3e-3},
         student={"model": "student-xs", "epochs": 2, "batch_size": 16, "lr": 3e-3, "modality_dropout": 0.3}),
-    # Also the `karmma-edge demo` chain (extractors, teacher, karmma_s), which must fit 10 minutes on
-    # a 2-core CPU with setup. Chosen on seed 0's validation split (docs/training.md): extractors 8
-    # epochs (the rgb extractor alone at 79 % action top-1, the teacher at 95 with every modality),
-    # students 30 epochs with p = 0.3, which earlier data needed for the dropout students to learn to
-    # combine modalities at all.
+    # Also the `karmma-edge demo` chain (extractors, student_encoders, teacher, karmma_s), which must
+    # fit 10 minutes on a 2-core CPU with setup. Chosen on seed 0's validation split (docs/training.md):
+    # extractors 8 epochs (the rgb extractor alone at 79 % action top-1, the teacher at 95 with every
+    # modality), students 20 epochs with p = 0.3 (at 30, KARMMA_S and the control tie, and the demo
+    # would not fit).
     "demo": ReproducePreset(
         data="demo",
         extractors={"model": "teacher-m", "epochs": 8, "batch_size": 32, "lr": 3e-3},
         teacher={**_RESULT_TEACHER, "fusion_depth": 2, "epochs": 30},
-        student={**_RESULT_STUDENT, "model": "student-m", "epochs": 30, "lr": 3e-3}),
+        student={**_RESULT_STUDENT, "model": "student-m", "epochs": 20, "lr": 3e-3}),
     "full": ReproducePreset(
         data="full",
         extractors={"model": "teacher-s", "epochs": 8, "batch_size": 32, "lr": 2e-3},
@@ -140,9 +141,10 @@ def stage_configs(preset: ReproducePreset, runs: Path, common: dict) -> dict:
     """Each training stage's config, in training order: name -> (trainer, config). The one place
     `reproduce` and `demo` build them, so the two commands train, and reuse, the same runs.
 
-    The control's encoders pre-train as the teacher's extractors do (same pool, epochs, lr), but they
-    are the student's own: the control differs from baseline_dropout only in starting from them, so
-    KARMMA_S against it is the gain of distillation apart from that of pre-training.
+    The student's own encoders pre-train as the teacher's extractors do (same pool, epochs, lr), and
+    both the control and KARMMA_S start from them, as a deployed student starts from pre-trained
+    backbones: the control differs from baseline_dropout only in that start (the gain of
+    pre-training), KARMMA_S from the control only in the teacher (the gain of distillation).
     """
     from karmma_edge.file_formats import validate
     from karmma_edge.train.config import ExtractorsConfig, TeacherConfig, TrainConfig
@@ -151,14 +153,15 @@ def stage_configs(preset: ReproducePreset, runs: Path, common: dict) -> dict:
     from karmma_edge.train.teacher import train_teacher
 
     stages = {}
-    pretrained = {"extractors": {}, "control_extractors": {"model": preset.student["model"]}}
+    pretrained = {"extractors": {}, "student_encoders": {"model": preset.student["model"]}}
     for name, extra in pretrained.items():
         stages[name] = (train_extractors, validate(ExtractorsConfig, {**preset.extractors, **common, **extra},
                                                    f"{name} preset"))
     stages["teacher"] = (train_teacher, validate(TeacherConfig, {**preset.teacher, **common,
                                                                  "extractors": runs / "extractors"}, "teacher preset"))
-    students = {"baseline": {"modality_dropout": 0.0}, "baseline_dropout": {},
-                "control": {"init_extractors": runs / "control_extractors"}, "karmma_s": {"teacher": runs / "teacher"}}
+    pretrained_start = {"init_extractors": runs / "student_encoders"}
+    students = {"baseline": {"modality_dropout": 0.0}, "baseline_dropout": {}, "control": pretrained_start,
+                "karmma_s": {**pretrained_start, "teacher": runs / "teacher"}}
     for name, extra in students.items():
         stages[name] = (train_student, validate(TrainConfig, {**preset.student, **common, **extra}, f"{name} preset"))
     return stages
