@@ -175,3 +175,8 @@ def test_control_init_error_on_the_command_line(tiny_dataset, tiny_run, tmp_path
     assert r.returncode == 2
     assert f"init_extractors: {tiny_run} is a student run" in r.stderr and "train extractors" in r.stderr
     assert "Traceback" not in r.stderr + r.stdout and not (tmp_path / "run").exists()
+    # The same run given by --init-extractors (what the stage-by-stage commands use) is checked alike.
+    r = karmma_cli("train", "student", "--config", str(CONFIGS / "student-tiny.yaml"), "--data", str(tiny_dataset),
+                   "--init-extractors", str(tiny_run), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and f"init_extractors: {tiny_run} is a student run" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout and not (tmp_path / "run").exists()

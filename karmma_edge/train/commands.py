@@ -54,13 +54,18 @@ def train_teacher_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Pat
 @app.command("student")
 def train_student_cmd(config: Path = CONFIG, out: Path = OUT, data: Optional[Path] = DATA,
                       seed: Optional[int] = SEED,
-                      teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher run: distil (KARMMA_S)")) -> None:
-    """Train the student: cross-entropy with modality dropout, or distilled from --teacher."""
+                      teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher run: distil (KARMMA_S)"),
+                      init_extractors: Optional[Path] = typer.Option(
+                          None, "--init-extractors", help="a `train extractors` run of this student's model: "
+                          "start from its pre-trained encoders")) -> None:
+    """Train the student: cross-entropy with modality dropout, or distilled from --teacher; from
+    pre-trained encoders with --init-extractors."""
     from karmma_edge.train import distributed
     from karmma_edge.train.config import TrainConfig, load_config
     from karmma_edge.train.loop import train_student
 
-    info = train_student(load_config(config, TrainConfig, data=data, seed=seed, teacher=teacher), out)
+    info = train_student(load_config(config, TrainConfig, data=data, seed=seed, teacher=teacher,
+                                     init_extractors=init_extractors), out)
     if distributed.is_main():
         m = info["metrics"]
         heads = f" (verb {m['verb_top1']:.1f}, noun {m['noun_top1']:.1f})" if "verb_top1" in m else ""
