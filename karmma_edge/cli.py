@@ -54,7 +54,8 @@ def demo(out: Path = typer.Option(Path("karmma-demo"), "--out", help="directory 
          preset: DemoPreset = typer.Option(DemoPreset.demo, "--preset", help="the `reproduce` preset whose data and "
                                            "training runs the demo makes (smoke: about a minute, not a result)"),
          ce_student: bool = typer.Option(False, "--ce-student", help="also train the CE student with modality "
-                                         "dropout (reproduce's baseline_dropout) and show it beside KARMMA_S")) -> None:
+                                         "dropout from the same pre-trained encoders (reproduce's control) and "
+                                         "show it beside KARMMA_S")) -> None:
     """The whole KARMMA chain on the built-in data: extractors, teacher, distilled student, INT8 bundle, bench."""
     from karmma_edge.demo import run_demo
 

@@ -27,6 +27,9 @@ DEMO_FILE = "demo.json"
 SUMMARY_FILE = "summary.md"
 SCORES_FILE = "scores.json"
 SEED = 0
+# --ce-student's run: reproduce's control, trained with CE and modality dropout from the same
+# pre-trained encoders as KARMMA_S, so the two columns differ only in the teacher.
+CE_STUDENT = "control"
 
 
 @dataclass
@@ -96,7 +99,7 @@ def run_configs(preset, out: Path, ce_student: bool = False) -> dict:
     from karmma_edge.train.reproduce import stage_configs
 
     common = {"data": out / "data", "format": preset.format, "seed": SEED, "cache_dir": out / "cache", "threads": None}
-    wanted = ("extractors", "student_encoders", "teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
+    wanted = ("extractors", "student_encoders", "teacher", "karmma_s") + ((CE_STUDENT,) if ce_student else ())
     stages = stage_configs(preset, out / "runs", common)
     return {name: stages[name] for name in wanted}
 
@@ -168,7 +171,7 @@ def _train(chain: _Chain, cfgs: dict, runs: Path, finished, progress: bool) -> N
              "student_encoders": "pre-training the student's own encoders on the pretrain pool",
              "teacher": "training the teacher on the extractors' cached tokens",
              "karmma_s": "distilling KARMMA_S from the teacher, from those encoders (shared modality dropout)",
-             "baseline_dropout": "training the CE student with modality dropout (no teacher)"}
+             CE_STUDENT: "training the CE student with modality dropout from those encoders (no teacher)"}
     for name, (train, cfg) in cfgs.items():
         run = runs / name
         # Held-out scores of the last epoch only: the demo chooses nothing on the per-epoch history.
@@ -210,7 +213,7 @@ def _bench(bundle: Path, data: Path, bench: Path, split: str, progress: bool):
 
 def _scores_key(runs: Path, split: str, ce_student: bool) -> dict:
     """What the scores depend on: the split and the checkpoints scored."""
-    names = ("teacher", "karmma_s") + (("baseline_dropout",) if ce_student else ())
+    names = ("teacher", "karmma_s") + ((CE_STUDENT,) if ce_student else ())
     from karmma_edge.train.runs import checkpoint_id
 
     return {"split": split, **{n: checkpoint_id(runs / n) for n in names}}
@@ -229,7 +232,7 @@ def _scores(runs: Path, split: str, ce_student: bool, path: Path, key: dict, pro
     from karmma_edge.train.runs import load_student
     from karmma_edge.train.teacher import load_teacher, teacher_sources
 
-    names = ["teacher"] + (["baseline_dropout"] if ce_student else [])
+    names = ["teacher"] + ([CE_STUDENT] if ce_student else [])
     top1 = {n: {p: s["action_top1"] for p, s in evaluate_run(runs / n, draws=1, progress=progress,
                                                              split=split)["subsets"].items()} for n in names}
     teacher, info = load_teacher(runs / "teacher")
@@ -253,7 +256,7 @@ def _summary(preset: str, split: str, results, scores: dict, classes: dict, stag
         return next(r.p50_ms for r in results.latency
                     if r.key == ("onnxruntime", profile, precision, 1))
 
-    ce = scores["top1"].get("baseline_dropout")
+    ce = scores["top1"].get(CE_STUDENT)
     rows = [DemoRow(profile=p, teacher=scores["top1"]["teacher"][p], ce_student=None if ce is None else ce[p],
                     fp32=acc("onnxruntime", p, "fp32"), int8=acc("onnxruntime", p, "int8"),
                     int8_qdq=acc(QDQ_GRAPH, p, "int8"), fp32_ms=ms(p, "fp32"), int8_ms=ms(p, "int8"))

@@ -11,7 +11,7 @@ from conftest import karmma_cli
 
 pytest.importorskip("torch", reason="the demo trains (the `train` extra)")
 
-TRAINED = ("extractors", "student_encoders", "teacher", "karmma_s", "baseline_dropout")
+TRAINED = ("extractors", "student_encoders", "teacher", "karmma_s", "control")
 
 
 def test_demo_trains_teacher_and_distilled_student_then_reuses_every_stage(tmp_path):
@@ -33,6 +33,10 @@ def test_demo_trains_teacher_and_distilled_student_then_reuses_every_stage(tmp_p
     teacher = json.loads((tmp_path / "runs" / "teacher" / "run.json").read_text())
     assert {k: teacher["config"][k] for k in PRESETS["smoke"].teacher} == PRESETS["smoke"].teacher
     assert json.loads((tmp_path / "bench" / "results.json").read_text())["data"]["split"] == "test"
+    # The CE column and KARMMA_S start from the same pre-trained encoders; only the teacher differs.
+    ce, distilled = (json.loads((tmp_path / "runs" / n / "run.json").read_text())["config"] for n in ("control", "karmma_s"))
+    assert distilled["init_extractors"] == str(tmp_path / "runs" / "student_encoders") and distilled["teacher"]
+    assert {**ce, "teacher": distilled["teacher"]} == distilled
     # Extractors, teacher tokens, students and build read the clips at one spec: each split is decoded
     # once, into the chain's cache (the build used to decode train and validation again into its run's).
     decoded = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir() if p.name != "tokens")
