@@ -1,8 +1,9 @@
 """`karmma-edge demo`: the whole KARMMA chain on the built-in synthetic data, in one directory.
 
 synth -> extractors pre-trained on the pretrain pool -> their tokens, cached -> teacher; the student's
-own encoders pre-trained on the same pool -> KARMMA_S distilled from the teacher -> build (every profile FP32 and Q/DQ INT8, the gate on validation) -> bench on the
-report split (test), batch 1, with the deployed missing-modality curve.
+own encoders pre-trained on the same pool -> KARMMA_S distilled from the teacher -> build (every
+profile FP32 and Q/DQ INT8, the gate on validation) -> bench on the report split (test), batch 1,
+with the deployed missing-modality curve.
 
 The runs are exactly those of `karmma-edge reproduce --preset P --seed 0` (the configs come from
 `reproduce.PRESETS`, the layout is reproduce's: OUT/data, OUT/cache, OUT/runs/<method>), so a stage
@@ -36,8 +37,10 @@ CE_STUDENT = "control"
 class Stage:
     name: str
     seconds: float                     # wall clock
-    cpu_seconds: float                 # this process's and its finished children's CPU time: on a machine
-    reused: bool                       # shared with other jobs, the figure that says what the stage costs
+    # This process's and its finished children's CPU time: on a machine shared with other jobs, the
+    # figure that says what the stage costs.
+    cpu_seconds: float
+    reused: bool
 
 
 @dataclass
@@ -107,7 +110,7 @@ def run_configs(preset, out: Path, ce_student: bool = False) -> dict:
 def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress: bool = True) -> DemoSummary:
     """The chain into `out`; returns (and writes to out/demo.json and out/summary.md) its table."""
     from karmma_edge.data import report_split
-    from karmma_edge.train.reproduce import finished, get_preset
+    from karmma_edge.train.reproduce import get_preset
 
     console = Console()
     out = Path(out)
@@ -119,7 +122,7 @@ def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress
     cfgs = run_configs(chosen, out, ce_student)
     chain.run("data", f"synthesizing the {chosen.data} dataset (seed {SEED}) into {data}",
               lambda: _synthesize(data, chosen.data, progress), _synthesized(data, chosen.data), str(data))
-    _train(chain, cfgs, runs, finished, progress)
+    _train(chain, cfgs, runs, progress)
     split = report_split(data, chosen.format)
     bundle, bench = out / "bundle", out / "bench"
     chain.run("build", f"building every profile, FP32 and INT8 (the gate on validation), into {bundle}",
@@ -145,12 +148,11 @@ def run_demo(out: Path, preset: str = "demo", ce_student: bool = False, progress
 
 
 def _synthesized(data: Path, preset: str) -> bool:
-    from karmma_edge.data.synth.generate import FORMAT_VERSION, MARKER
+    from karmma_edge.data.synth.generate import FORMAT_VERSION, read_marker
 
-    marker = data / MARKER
-    if not marker.is_file():
+    meta = read_marker(data)
+    if meta is None:
         return False
-    meta = json.loads(marker.read_text())
     if meta.get("preset") != preset or meta.get("seed") != SEED:
         raise KarmmaError(f"{data} holds the synthetic {meta.get('preset')!r} data, seed {meta.get('seed')}, not "
                           f"{preset!r} seed {SEED}; give demo another --out or delete {data}")
@@ -166,7 +168,9 @@ def _synthesize(data: Path, preset: str, progress: bool) -> None:
     synthesize(data, preset=preset, seed=SEED, progress=progress)
 
 
-def _train(chain: _Chain, cfgs: dict, runs: Path, finished, progress: bool) -> None:
+def _train(chain: _Chain, cfgs: dict, runs: Path, progress: bool) -> None:
+    from karmma_edge.train.reproduce import finished
+
     doing = {"extractors": "pre-training the teacher's extractors on the pretrain pool",
              "student_encoders": "pre-training the student's own encoders on the pretrain pool",
              "teacher": "training the teacher on the extractors' cached tokens",
@@ -213,9 +217,9 @@ def _bench(bundle: Path, data: Path, bench: Path, split: str, progress: bool):
 
 def _scores_key(runs: Path, split: str, ce_student: bool) -> dict:
     """What the scores depend on: the split and the checkpoints scored."""
-    names = ("teacher", "karmma_s") + ((CE_STUDENT,) if ce_student else ())
     from karmma_edge.train.runs import checkpoint_id
 
+    names = ("teacher", "karmma_s") + ((CE_STUDENT,) if ce_student else ())
     return {"split": split, **{n: checkpoint_id(runs / n) for n in names}}
 
 
@@ -262,8 +266,8 @@ def _summary(preset: str, split: str, results, scores: dict, classes: dict, stag
                     int8_qdq=acc(QDQ_GRAPH, p, "int8"), fp32_ms=ms(p, "fp32"), int8_ms=ms(p, "int8"))
             for p in results.bundle["profiles"]]
     return DemoSummary(preset=preset, split=split, clips=results.data["clips"], rows=rows,
-                       chance=100.0 / len(action_names(classes)), flops_ratio=scores["flops_ratio"], kept_at_half=1 - relative_drop(results.curve.engine, "0.5"),
-                       stages=stages)
+                       chance=100.0 / len(action_names(classes)), flops_ratio=scores["flops_ratio"],
+                       kept_at_half=1 - relative_drop(results.curve.engine, "0.5"), stages=stages)
 
 
 def _columns(summary: DemoSummary) -> list[tuple[str, str]]:

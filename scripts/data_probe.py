@@ -22,7 +22,7 @@ from torch import nn
 
 from karmma_edge.data import open_dataset, report_split, synthesize
 from karmma_edge.data.synth.ceilings import ceilings
-from karmma_edge.data.synth.generate import MARKER
+from karmma_edge.data.synth.generate import read_marker
 from karmma_edge.data.synth.presets import get_preset
 from karmma_edge.inputs import InputSpec
 from karmma_edge.profiles import all_profiles
@@ -162,8 +162,7 @@ def main() -> None:
     tr, te = prep(*raw["train"]), prep(*raw[split])
     print(f"loaded {len(tr[1])} train / {len(te[1])} {split} clips in {time.time() - t0:.1f} s; "
           f"{n_verbs} verbs x {n_nouns} nouns")
-    import json
-    ceiling = ceilings(get_preset(json.loads((args.root / MARKER).read_text())["preset"]))
+    ceiling = ceilings(get_preset(read_marker(args.root)["preset"]))
     chance = (100 / n_verbs, 100 / n_nouns, 100 / (n_verbs * n_nouns))
     print(f"{'modalities':<16}{'verb':>8}{'noun':>8}{'action':>8}{'ceiling':>9}   (top-1 %, {split})")
     print(f"{'chance':<16}{chance[0]:8.1f}{chance[1]:8.1f}{chance[2]:8.1f}")

@@ -104,12 +104,12 @@ def evaluate_run(run_dir: Path, draws: int = DRAWS, seed: int = 0, progress: boo
 
         student, info = load_student(run_dir)
         cache = Path(info["config"].get("cache_dir") or run_dir / "cache")
-        val = load_split(root, split, student.spec, fmt, cache_dir=cache, progress=progress,
-                         description="decoding held-out clips")
-        labels = head_labels(label_heads(info["classes"]), val.verb, val.noun)
+        held_out = load_split(root, split, student.spec, fmt, cache_dir=cache, progress=progress,
+                              description=f"decoding {split} clips")
+        labels = head_labels(label_heads(info["classes"]), held_out.verb, held_out.noun)
 
         def forward(index, mods):
-            return student(batch_inputs(val, index, mods))
+            return student(batch_inputs(held_out, index, mods))
 
         model = student
     else:

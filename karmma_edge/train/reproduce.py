@@ -172,7 +172,8 @@ def train_methods(preset: ReproducePreset, runs: Path, common: dict, stage, prog
     from karmma_edge.train.runs import RUN_FILE
 
     for name, (train, cfg) in stage_configs(preset, runs, common).items():
-        stage(name, lambda train=train, cfg=cfg, name=name: train(cfg, runs / name, progress), runs / name, cfg)
+        run = runs / name
+        stage(name, lambda train=train, cfg=cfg, run=run: train(cfg, run, progress), run, cfg)
     assert all((runs / m / RUN_FILE).is_file() for m in METHODS)
 
 

@@ -22,6 +22,13 @@ MARKER = "KARMMA_synth.json"
 FORMAT_VERSION = 2                # 2: per-clip cues (material in rgb and motion, verb in sound), test split
 
 
+def read_marker(root: Path) -> dict | None:
+    """What `synthesize` recorded about the dataset at `root` (preset, seed, format_version, ...);
+    None when `root` holds no synthetic dataset."""
+    marker = Path(root) / MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True,
                workers: int | None = None, force: bool = False, layout: str = "folders",
                fmt: str = "epic100") -> Path:
