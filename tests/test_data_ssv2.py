@@ -56,7 +56,7 @@ def test_ssv2_clip(ssv2: Path) -> None:
     assert all(abs(g - level(f)) <= 6 for g, f in zip(grey, clip.rgb_frames))
     # The block moves right: u (first flow channel) above 128 where it is, flow cached on disk.
     assert clip.inputs["flow"][..., 0].max() >= 136   # 2 px/frame at bound 20 px: 128 + 2 * 255 / 40
-    assert (ssv2 / ".karmma_flow" / "102.npz").is_file()
+    assert (ssv2 / ".karmma_flow2" / "102.npz").is_file()
     again = open_dataset(ssv2, "train", spec, fmt="ssv2").load(1)
     np.testing.assert_array_equal(again.inputs["flow"], clip.inputs["flow"])
 

@@ -3,7 +3,7 @@
 Each video is one segment covering all its frames. The class is the template with its brackets
 stripped; SSv2 has one action label per clip, so `verb_class` holds it, `noun_class` is -1 and
 `noun_classes` is empty. There is no audio. Flow is computed with OpenCV (DIS) on first use and
-cached, EPIC-encoded, in `<cache>/<id>.npz` (default `<root>/.karmma_flow/`).
+cached, EPIC-encoded, in `<cache>/<id>.npz` (default `<root>/.karmma_flow2/`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from karmma_edge.atomic import atomic_file
-from karmma_edge.data.flow import encode_flow, flow_engine
+from karmma_edge.data.flow import encode_flow, flow_engine, scene_flow
 from karmma_edge.data.frames import MissingData, resize
 from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import clip_frames, flow_stacks
@@ -54,7 +54,7 @@ class SSv2Dataset(SegmentReader):
         self.verb_classes: list[str] = [by_id[i] for i in range(len(by_id))]
         self.noun_classes: list[str] = []
         self.modalities: tuple[str, ...] = ("rgb", "flow")
-        self.flow_cache = Path(flow_cache) if flow_cache else self.root / ".karmma_flow"
+        self.flow_cache = Path(flow_cache) if flow_cache else self.root / ".karmma_flow2"   # 2: camera motion removed
         self.segments: list[Segment] = []
         for entry in _load_json(self.csv_path):
             sid = str(entry.get("id", ""))
@@ -118,7 +118,7 @@ class SSv2Dataset(SegmentReader):
         if len(gray) == 1:
             uv[:] = 128
         for k in range(len(gray) - 1):
-            u, v = encode_flow(dis.calc(gray[k], gray[k + 1], None), FLOW_BOUND)
+            u, v = encode_flow(scene_flow(dis, gray[k], gray[k + 1]), FLOW_BOUND)
             uv[k, ..., 0], uv[k, ..., 1] = u, v
         with atomic_file(cache, suffix=".npz") as tmp:   # parallel workers never see half a cache file
             np.savez(tmp, uv=uv)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from karmma_edge.data.audio import resample
-from karmma_edge.data.flow import encode_flow, flow_engine
+from karmma_edge.data.flow import encode_flow, flow_engine, scene_flow
 from karmma_edge.data.frames import resize
 from karmma_edge.edge_runtime.clock import Clock
 from karmma_edge.edge_runtime.content import ContentThresholds, audio_issue, audio_level_dbfs, frame_issue
@@ -180,7 +180,7 @@ class FlowWorker(threading.Thread):
             except queue.Empty:
                 continue
             if prev is not None and prev[0] == index - 1:   # flow only between neighbouring frames
-                u, v = encode_flow(self._dis.calc(prev[1], gray, None), self.bound)
+                u, v = encode_flow(scene_flow(self._dis, prev[1], gray), self.bound)
                 if not self.monitor.is_muted("flow"):
                     self.ring.push(t, np.stack([u, v], axis=-1))
                     self.monitor.beat("flow", t)

@@ -19,7 +19,8 @@ from karmma_edge.data.synth.sound import SAMPLE_RATE
 from karmma_edge.errors import DataError
 
 MARKER = "KARMMA_synth.json"
-FORMAT_VERSION = 2                # 2: per-clip cues (material in rgb and motion, verb in sound), test split
+FORMAT_VERSION = 3                # 2: per-clip cues (material in rgb and motion, verb in sound), test split;
+                                  # 3: flow without the camera's motion, at full resolution; disc, bar, wedge
 
 
 def read_marker(root: Path) -> dict | None:

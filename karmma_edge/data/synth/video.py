@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from karmma_edge.data.flow import encode_flow, flow_engine
+from karmma_edge.data.flow import encode_flow, flow_engine, scene_flow
 from karmma_edge.data.frames import frame_name
 from karmma_edge.data.sampling import flow_stride
 from karmma_edge.data.tars import write_tar
@@ -41,7 +41,7 @@ def render_video(root: Path, video: VideoPlan, p: Preset, verbs: list[Verb], nou
     n_flow = (video.n_frames - 1) // stride
     for k in range(1, n_flow + 1):
         a = (k - 1) * stride
-        flow = dis.calc(grays[a], grays[a + stride], None)
+        flow = scene_flow(dis, grays[a], grays[a + stride])
         u, v = encode_flow(flow, p.flow_bound)
         name = frame_name(k)
         flow_files[f"u/{name}"] = cv2.imencode(".jpg", u, q)[1].tobytes()
