@@ -210,7 +210,7 @@ def test_demo_configs_match_the_reproduce_preset():
     assert read_yaml(CONFIGS / "extractors-demo.yaml") == {"split": "pretrain", **demo.extractors}
     assert read_yaml(CONFIGS / "teacher-demo.yaml") == demo.teacher
     assert read_yaml(CONFIGS / "student-encoders-demo.yaml") == {"split": "pretrain", **demo.extractors,
-                                                                 "model": demo.student["model"]}
+                                                                 **demo.student_encoders, "model": demo.student["model"]}
     assert read_yaml(CONFIGS / "karmma-demo.yaml") == demo.student
 
 

@@ -34,6 +34,8 @@ class ReproducePreset(BaseModel):
     format: Literal["epic100", "ssv2"] = Field("epic100", description="layout of the synthetic data, and its labels")
     extractors: dict = Field(..., description="ExtractorsConfig fields; the control's encoders pre-train "
                                               "with the same ones, `model` set to the student's")
+    student_encoders: dict = Field(default_factory=dict, description="ExtractorsConfig fields of the student's "
+                                                                     "encoders that differ from `extractors`")
     teacher: dict = Field(..., description="TeacherConfig fields")
     student: dict = Field(..., description="TrainConfig fields of the dropout students; `baseline` sets "
                                            "modality_dropout to 0, `control` and `karmma_s` set init_extractors")
@@ -60,12 +62,13 @@ PRESETS: dict[str, ReproducePreset] = {
         student={"model": "student-xs", "epochs": 2, "batch_size": 16, "lr": 3e-3, "modality_dropout": 0.3}),
     # Also the `karmma-edge demo` chain (extractors, student_encoders, teacher, karmma_s), which must
     # fit 10 minutes on a 2-core CPU with setup. Chosen on seed 0's validation split (docs/training.md):
-    # extractors 8 epochs (the rgb extractor alone at 79 % action top-1, the teacher at 95 with every
-    # modality), students 20 epochs with p = 0.3 (at 30, KARMMA_S and the control tie, and the demo
-    # would not fit).
+    # the teacher's extractors 12 epochs (at 8 its flow extractor read less than the student's own
+    # encoders learn, and KARMMA_S fell below the control), the student's encoders 8, students 20
+    # epochs with p = 0.3 (at 30, KARMMA_S and the control tie, and the demo would not fit).
     "demo": ReproducePreset(
         data="demo",
-        extractors={"model": "teacher-m", "epochs": 8, "batch_size": 32, "lr": 3e-3},
+        extractors={"model": "teacher-m", "epochs": 12, "batch_size": 32, "lr": 3e-3},
+        student_encoders={"epochs": 8},
         teacher={**_RESULT_TEACHER, "fusion_depth": 2, "epochs": 30},
         student={**_RESULT_STUDENT, "model": "student-m", "epochs": 20, "lr": 3e-3}),
     "full": ReproducePreset(
@@ -153,7 +156,7 @@ def stage_configs(preset: ReproducePreset, runs: Path, common: dict) -> dict:
     from karmma_edge.train.teacher import train_teacher
 
     stages = {}
-    pretrained = {"extractors": {}, "student_encoders": {"model": preset.student["model"]}}
+    pretrained = {"extractors": {}, "student_encoders": {**preset.student_encoders, "model": preset.student["model"]}}
     for name, extra in pretrained.items():
         stages[name] = (train_extractors, validate(ExtractorsConfig, {**preset.extractors, **common, **extra},
                                                    f"{name} preset"))
