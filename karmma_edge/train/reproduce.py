@@ -32,10 +32,12 @@ class ReproducePreset(BaseModel):
 
     data: str = Field(..., description="synthetic data preset")
     format: Literal["epic100", "ssv2"] = Field("epic100", description="layout of the synthetic data, and its labels")
-    extractors: dict = Field(..., description="ExtractorsConfig fields; the control's encoders pre-train "
-                                              "with the same ones, `model` set to the student's")
+    extractors: dict = Field(..., description="ExtractorsConfig fields of the teacher's extractors; the "
+                                              "student's encoders (the control's and KARMMA_S's start) "
+                                              "pre-train with the same ones but `student_encoders`'")
     student_encoders: dict = Field(default_factory=dict, description="ExtractorsConfig fields of the student's "
-                                                                     "encoders that differ from `extractors`")
+                                                                     "encoders that differ from `extractors` "
+                                                                     "(`model` is always the student's)")
     teacher: dict = Field(..., description="TeacherConfig fields")
     student: dict = Field(..., description="TrainConfig fields of the dropout students; `baseline` sets "
                                            "modality_dropout to 0, `control` and `karmma_s` set init_extractors")
