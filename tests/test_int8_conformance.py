@@ -88,3 +88,16 @@ def test_audio_front_end_stays_fp32(tiny_bundle):
             if i in producer and i not in seen:
                 seen.add(i)
                 stack.append(producer[i])
+
+
+def test_only_convolutions_are_quantized(tiny_bundle):
+    # The fusion's small matrices stay FP32 (quantize/int8.QUANTIZED_OPS), and a frame extractor's
+    # convolutions follow each other with nothing in between that would leave the int8 layout.
+    for profile, model in _int8_models(tiny_bundle):
+        consumers: dict[str, list[str]] = {}
+        for node in model.graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node.op_type)
+        dq_readers = {op for n in model.graph.node if n.op_type == "DequantizeLinear"
+                      for op in consumers.get(n.output[0], [])}
+        assert dq_readers and dq_readers <= {"Conv", "LeakyRelu", "Relu"}, f"{profile}: {dq_readers}"
