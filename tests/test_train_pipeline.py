@@ -214,6 +214,17 @@ def test_demo_configs_match_the_reproduce_preset():
     assert read_yaml(CONFIGS / "karmma-demo.yaml") == demo.student
 
 
+def test_baseline_dropout_override_reaches_only_that_stage(tmp_path):
+    from karmma_edge.train.reproduce import PRESETS, stage_configs
+
+    preset = PRESETS["smoke"].model_copy(update={"baseline_dropout": {"modality_dropout": 0.1}})
+    common = {"data": tmp_path, "format": "epic100", "seed": 0, "cache_dir": tmp_path / "cache", "threads": None}
+    dropout = {name: cfg.modality_dropout for name, (_, cfg) in stage_configs(preset, tmp_path, common).items()
+               if hasattr(cfg, "modality_dropout") and name != "teacher"}
+    assert dropout == {"baseline": 0.0, "baseline_dropout": 0.1, "control": preset.student["modality_dropout"],
+                       "karmma_s": preset.student["modality_dropout"]}
+
+
 def test_config_errors_name_the_field(tmp_path):
     bad = tmp_path / "teacher.yaml"
     bad.write_text("fusion_dim: -3\nextractor_files: {sonar: x.onnx}\n")
