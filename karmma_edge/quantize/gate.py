@@ -21,7 +21,7 @@ import onnx
 
 from karmma_edge.calibration.sets import CalibrationSet
 from karmma_edge.data.arrays import SplitArrays
-from karmma_edge.quantize.int8 import preprocess, quantize_int8
+from karmma_edge.quantize.int8 import QUANTIZED_OPS, preprocess, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def node_sensitivity(fp32: Path, int8: Path, feeds: list[dict[str, np.ndarray]])
 
     qmodel = onnx.load(int8)
     quantized_inputs = {n.output[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
-    targets = [n for n in qmodel.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")
+    targets = [n for n in qmodel.graph.node if n.op_type in QUANTIZED_OPS
                and any(i in quantized_inputs for i in n.input)]
     names = {n.output[0]: n.name for n in targets}
     errors: dict[str, list[float]] = {}
