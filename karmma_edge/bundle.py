@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from karmma_edge.errors import BundleError
 from karmma_edge.file_formats import read_json
-from karmma_edge.inputs import InputSpec
+from karmma_edge.inputs import FlowEncoding, InputSpec
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -60,6 +60,9 @@ class Manifest(BaseModel):
     profiles: dict[str, ProfileEntry]
     tools: dict[str, str] = Field(default_factory=dict)
     eval_split: str = "validation"
+    # How the training data's flow was made, which the device's flow repeats; None where the data
+    # did not say (a real EPIC tree): the daemon's `flow.bound_px` at the model's frame size.
+    flow_encoding: FlowEncoding | None = None
 
     @property
     def spec(self) -> InputSpec:

@@ -20,7 +20,6 @@ class InputSpec:
     rgb_std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     flow_mean: float = 0.5          # EPIC flow JPEGs map u, v to 0..255 around 128
     flow_std: float = 0.25
-    flow_bound_px: float = 8.0      # |u|, |v| mapped to 0 / 255 in the flow JPEGs (synthetic data: 8 px)
     n_fft: int = 512
     hop_length: int = 375          # 64 STFT frames per second at 24 kHz
     n_mels: int = 40
@@ -63,3 +62,28 @@ class InputSpec:
             if key in known:
                 known[key] = tuple(known[key])
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class FlowEncoding:
+    """How a dataset's flow frames were made, which the device repeats so that its flow reads like
+    the flow the model was trained on: DIS on gray frames `height` rows high and `width` wide (None:
+    the camera's aspect kept), displacements in those frames' pixels clipped to +-`bound_px` and
+    mapped to 0..255; the readers then resize u and v to the model's size, and so does the device.
+
+    The dataset declares it (`Dataset.flow_encoding`), the student's run and the bundle's manifest
+    carry it. A model's InputSpec does not: the same model trains on data of any frame size.
+    """
+
+    bound_px: float
+    height: int
+    width: int | None = None
+
+    def frame_size(self, camera_height: int, camera_width: int) -> tuple[int, int]:
+        """(height, width) to resize a camera frame of this size to before computing its flow."""
+        if self.width is not None:
+            return self.height, self.width
+        return self.height, max(1, round(camera_width * self.height / camera_height))
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -22,6 +22,13 @@ def test_bundle_has_every_profile_with_hashed_artifacts(tiny_bundle):
         assert set(entry.accuracy) == {"fp32", "int8"}
 
 
+def test_bundle_carries_the_flow_encoding_the_data_declared(tiny_bundle):
+    """The device makes its flow from it (tests/test_runtime_flow.py): the tiny data's 64 px frames, 8 px."""
+    from karmma_edge.inputs import FlowEncoding
+
+    assert Bundle(tiny_bundle).manifest.flow_encoding == FlowEncoding(8.0, 64, 64)
+
+
 def test_each_graph_takes_only_its_profiles_inputs(tiny_bundle):
     bundle = Bundle(tiny_bundle)
     for profile in bundle.profiles:

@@ -11,6 +11,7 @@ from karmma_edge.data.audio import AudioStore
 from karmma_edge.data.frames import FrameStore, MissingData, resize
 from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import audio_window, clip_frames, flow_frames_for, flow_stacks
+from karmma_edge.data.synth.generate import declared_flow_encoding
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
@@ -40,6 +41,9 @@ class Epic100Dataset(SegmentReader):
         self.frames = FrameStore(self.root)
         self.audio = AudioStore(self.root, audio_rate)
         self.modalities: tuple[str, ...] = self._held_modalities()
+        # Only the synthetic data records how its flow was made; a real EPIC tree's is up to the
+        # device's config (`flow.bound_px`, at the model's frame size).
+        self.flow_encoding = declared_flow_encoding(self.root)
 
     def _held_modalities(self) -> tuple[str, ...]:
         held = set()

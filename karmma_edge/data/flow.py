@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+EPIC_BOUND_PX = 20.0    # EPIC-KITCHENS' bound, for full-size frames (SSv2's flow uses it too)
+
 
 def flow_engine(height: int, width: int) -> cv2.DISOpticalFlow:
     """OpenCV's DIS dense flow, ULTRAFAST preset: ~1 ms per 96x96 pair on one core (Farneback: ~2 ms).

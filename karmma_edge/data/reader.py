@@ -10,7 +10,7 @@ import numpy as np
 from karmma_edge.data.frames import MissingData
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
-from karmma_edge.inputs import InputSpec
+from karmma_edge.inputs import FlowEncoding, InputSpec
 
 
 class SegmentReader:
@@ -25,6 +25,7 @@ class SegmentReader:
     verb_classes: list[str]
     noun_classes: list[str]
     modalities: tuple[str, ...]
+    flow_encoding: FlowEncoding | None = None     # how its flow frames were made, where known
     segment_noun = "segment"           # what a segment id names, in messages
     unknown_id_fix = ""                # appended to the message for an unknown id
     missing_fix = "restore the file or run `karmma-edge data check --root {root}` to list every problem"

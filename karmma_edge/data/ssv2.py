@@ -14,18 +14,19 @@ import cv2
 import numpy as np
 
 from karmma_edge.atomic import atomic_file
-from karmma_edge.data.flow import encode_flow, flow_engine, scene_flow
+from karmma_edge.data.flow import EPIC_BOUND_PX, encode_flow, flow_engine, scene_flow
 from karmma_edge.data.frames import MissingData, resize
 from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import clip_frames, flow_stacks
+from karmma_edge.data.synth.generate import declared_flow_encoding
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.file_formats import read_json
-from karmma_edge.inputs import InputSpec
+from karmma_edge.inputs import FlowEncoding, InputSpec
 
 SPLIT_FILES = {"train": "train.json", "validation": "validation.json"}
 VIDEO_DIRS = ("", "20bn-something-something-v2", "videos")
-FLOW_BOUND = 20.0    # pixels; the EPIC-KITCHENS bound, for full-size SSv2 frames
+VIDEO_HEIGHT = 240   # every SSv2 video's; widths vary (the flow is computed at the video's own size)
 
 
 def _load_json(path: Path):
@@ -54,6 +55,7 @@ class SSv2Dataset(SegmentReader):
         self.verb_classes: list[str] = [by_id[i] for i in range(len(by_id))]
         self.noun_classes: list[str] = []
         self.modalities: tuple[str, ...] = ("rgb", "flow")
+        self.flow_encoding = declared_flow_encoding(self.root) or FlowEncoding(EPIC_BOUND_PX, VIDEO_HEIGHT)
         self.flow_cache = Path(flow_cache) if flow_cache else self.root / ".karmma_flow2"   # 2: camera motion removed
         self.segments: list[Segment] = []
         for entry in _load_json(self.csv_path):
@@ -118,7 +120,7 @@ class SSv2Dataset(SegmentReader):
         if len(gray) == 1:
             uv[:] = 128
         for k in range(len(gray) - 1):
-            u, v = encode_flow(scene_flow(dis, gray[k], gray[k + 1]), FLOW_BOUND)
+            u, v = encode_flow(scene_flow(dis, gray[k], gray[k + 1]), EPIC_BOUND_PX)
             uv[k, ..., 0], uv[k, ..., 1] = u, v
         with atomic_file(cache, suffix=".npz") as tmp:   # parallel workers never see half a cache file
             np.savez(tmp, uv=uv)

@@ -99,8 +99,9 @@ class LivenessConfig(_Section):
 
 
 class FlowConfig(_Section):
-    # EPIC encoding bound (pixels mapped to 0 and 255); must equal the training data's
-    # (`flow_bound_px` in the synthetic dataset's KARMMA_synth.json). Used when the manifest lacks it.
+    # EPIC encoding bound (pixels mapped to 0 and 255), for a bundle whose manifest has no
+    # `flow_encoding` (trained on data that did not declare one, like a real EPIC tree): the device's
+    # flow is then computed at the model's frame size with this bound, which must be the data's.
     bound_px: float = Field(8.0, gt=0)
 
 

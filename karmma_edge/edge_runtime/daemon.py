@@ -35,6 +35,7 @@ from karmma_edge.edge_runtime.telemetry import RuntimeMetrics
 from karmma_edge.edge_runtime.thumbnail import Thumbnail
 from karmma_edge.edge_runtime.windows import PendingWindows, WindowAssembler, WindowScheduler
 from karmma_edge.errors import ConfigError
+from karmma_edge.inputs import FlowEncoding
 from karmma_edge.profiles import MODALITIES
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,9 @@ class Daemon:
         if "rgb" in sensors:
             flow = None
             if "flow" in sensors:
-                bound = float(self.bundle.manifest.input_spec.get("flow_bound_px", cfg.flow.bound_px))
-                flow = FlowWorker(self.frame_rings["flow"], self.monitor, bound, spec.height, spec.width,
+                encoding = self.bundle.manifest.flow_encoding or FlowEncoding(cfg.flow.bound_px, spec.height,
+                                                                              spec.width)
+                flow = FlowWorker(self.frame_rings["flow"], self.monitor, encoding, spec.height, spec.width,
                                   self.stop_event, on_skip=self.metrics.flow_skipped.inc)
             self.camera = CameraSensor(self.sources["rgb"], self.frame_rings["rgb"], self.monitor, self.clock,
                                        self.stop_event, spec.height, spec.width, content,

@@ -27,6 +27,7 @@ from karmma_edge.edge_runtime.rings import AudioRing, FrameRing
 from karmma_edge.edge_runtime.sources import SourceSpec, check_regular_file
 from karmma_edge.edge_runtime.wav import load_wav
 from karmma_edge.errors import ConfigError, KarmmaError
+from karmma_edge.inputs import FlowEncoding
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +146,37 @@ def open_capture(spec: SourceSpec, timeouts: SourceTimeouts = SourceTimeouts()) 
 
 
 class FlowWorker(threading.Thread):
-    """DIS optical flow between consecutive camera frames at the model's resolution, EPIC-encoded.
+    """DIS optical flow between consecutive camera frames, made as the training data's was.
+
+    `encoding` says how: the camera frames come resized to its frame size (`frame_size`), the flow
+    is EPIC-encoded with its bound and then resized to the model's size, as the dataset readers
+    resize the flow frames. Flow computed at the model's size instead moves fewer pixels (half, on
+    the synthetic data's 96 px frames and a 48 px model) than the flow the model was trained on.
 
     Runs beside the camera so a slow flow never holds the camera up: frames it cannot keep up with
     are skipped (and counted), and the liveness monitor sees flow fall behind the camera.
     """
 
-    def __init__(self, ring: FrameRing, monitor: LivenessMonitor, bound: float, height: int, width: int,
+    def __init__(self, ring: FrameRing, monitor: LivenessMonitor, encoding: FlowEncoding, height: int, width: int,
                  stop: threading.Event, on_skip=lambda: None):
         super().__init__(name="sensor-flow", daemon=True)
-        self.ring, self.monitor, self.bound = ring, monitor, bound
+        self.ring, self.monitor, self.encoding = ring, monitor, encoding
+        self.height, self.width = height, width
         self.stop_event = stop
         self.on_skip = on_skip
-        self._dis = flow_engine(height, width)
+        self._dis: cv2.DISOpticalFlow | None = None     # made for the first frame's size
         self._inbox: queue.Queue[tuple[int, float, np.ndarray]] = queue.Queue(maxsize=4)
+
+    def frame_size(self, camera_height: int, camera_width: int) -> tuple[int, int]:
+        """The size the camera resizes the frames it offers to."""
+        return self.encoding.frame_size(camera_height, camera_width)
+
+    def flow(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        """Two gray frames at `frame_size` -> the model's flow input for the pair, uint8 [H,W,2]."""
+        if self._dis is None:
+            self._dis = flow_engine(*cur.shape[:2])
+        u, v = encode_flow(scene_flow(self._dis, prev, cur), self.encoding.bound_px)
+        return np.stack([resize(u, self.height, self.width), resize(v, self.height, self.width)], axis=-1)
 
     def offer(self, index: int, t: float, gray: np.ndarray) -> None:
         while True:
@@ -180,9 +198,9 @@ class FlowWorker(threading.Thread):
             except queue.Empty:
                 continue
             if prev is not None and prev[0] == index - 1:   # flow only between neighbouring frames
-                u, v = encode_flow(scene_flow(self._dis, prev[1], gray), self.bound)
+                uv = self.flow(prev[1], gray)
                 if not self.monitor.is_muted("flow"):
-                    self.ring.push(t, np.stack([u, v], axis=-1))
+                    self.ring.push(t, uv)
                     self.monitor.beat("flow", t)
             prev = (index, gray)
 
@@ -280,7 +298,9 @@ class CameraSensor(SensorThread):
             self.monitor.beat("rgb", t, frame_issue(gray, prev_gray, self.content))
             prev_gray = gray
             if self.flow is not None:
-                self.flow.offer(index, t, gray)
+                size = self.flow.frame_size(*bgr.shape[:2])
+                flow_gray = gray if size == gray.shape else cv2.cvtColor(resize(bgr, *size), cv2.COLOR_BGR2GRAY)
+                self.flow.offer(index, t, flow_gray)
 
 
 # --- audio ----------------------------------------------------------------------------------------

@@ -189,6 +189,7 @@ def _manifest(inputs: _Inputs, entries: dict[str, ProfileEntry], opts: BuildOpti
         inputs={m: InputEntry(shape=["B", *spec.input_shape(m)], dtype=spec.input_dtype(m),
                               preprocessing=PREPROCESSING[m]) for m in student.modalities},
         outputs=list(student.outputs), profiles=entries, tools=_tool_versions(),
+        flow_encoding=info.get("flow_encoding"),
     )
 
 

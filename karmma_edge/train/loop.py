@@ -100,7 +100,9 @@ def train_student(cfg: TrainConfig, out: Path, progress: bool = True, stop_after
     info = {
         "kind": "student", "method": method,
         "model": cfg.model, "model_config": config_dict(cfg.model), "modalities": list(modalities),
-        "classes": classes, "input_spec": spec.to_dict(), "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
+        "classes": classes, "input_spec": spec.to_dict(),
+        "flow_encoding": meta.flow_encoding.to_dict() if meta.flow_encoding and "flow" in modalities else None,
+        "data": {"root": str(Path(cfg.data).resolve()), "format": cfg.format},
         "config": cfg.model_dump(mode="json"), "history": history,
         "metrics": history[-1] if history else {},
     }

@@ -13,10 +13,12 @@ import numpy as np
 
 from karmma_edge.atomic import atomic_directory
 from karmma_edge.data import epic_csv as ann
+from karmma_edge.data.flow import EPIC_BOUND_PX
 from karmma_edge.data.synth.plan import SPLIT_CODES, Noun, Verb, VideoPlan, classes, plan_split
 from karmma_edge.data.synth.presets import Preset, get_preset
 from karmma_edge.data.synth.sound import SAMPLE_RATE
 from karmma_edge.errors import DataError
+from karmma_edge.inputs import FlowEncoding
 
 MARKER = "KARMMA_synth.json"
 FORMAT_VERSION = 3                # 2: per-clip cues (material in rgb and motion, verb in sound), test split;
@@ -28,6 +30,16 @@ def read_marker(root: Path) -> dict | None:
     None when `root` holds no synthetic dataset."""
     marker = Path(root) / MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def declared_flow_encoding(root: Path) -> FlowEncoding | None:
+    """The flow encoding the synthetic dataset at `root` records; None for any other tree (or an
+    older synthetic one that recorded no frame size)."""
+    meta = read_marker(root)
+    if not meta or "frame_size" not in meta or "flow_bound_px" not in meta:
+        return None
+    width, height = meta["frame_size"]
+    return FlowEncoding(float(meta["flow_bound_px"]), int(height), int(width))
 
 
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True,
@@ -58,7 +70,8 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
             summary = write_ssv2(tmp, p, seed)
             (tmp / MARKER).write_text(json.dumps({"generator": "karmma-edge data synth", "format": "ssv2",
                                                   "format_version": FORMAT_VERSION, "preset": p.name,
-                                                  "seed": seed, **summary}, indent=2) + "\n")
+                                                  "seed": seed, "frame_size": [p.width, p.height],
+                                                  "flow_bound_px": EPIC_BOUND_PX, **summary}, indent=2) + "\n")
         else:
             _write_all(tmp, p, seed, progress, workers, layout)
     return out
