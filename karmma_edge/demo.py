@@ -292,7 +292,7 @@ def _notes(summary: DemoSummary) -> list[str]:
             f"Chance (a uniform guess over {100 / summary.chance:.0f} actions): {summary.chance:.1f} %; KARMMA_S's "
             f"weakest profile (INT8 Q/DQ graph) is {min(r.int8_qdq for r in summary.rows) / summary.chance:.1f}x chance.",
             f"KARMMA_S / teacher FLOPs with every modality: {ratio}.",
-            f"Deployed INT8 system, each modality dropped with p = 0.5: keeps {100 * summary.kept_at_half:.0f} % "
+            f"Deployed INT8 system, each modality dropped with p = 0.5: keeps {100 * summary.kept_at_half:.1f} % "
             "of its all-modality accuracy.",
             "Stage seconds, wall (CPU): " + ", ".join(
                 f"{s.name} " + ("reused" if s.reused else f"{s.seconds:.0f} ({s.cpu_seconds:.0f})")

@@ -38,3 +38,22 @@ def test_encoded_flow_round_trips_within_quantisation() -> None:
     flow = np.random.default_rng(1).uniform(-10, 10, (8, 8, 2)).astype(np.float32)
     back = decode_flow(*encode_flow(flow, 8.0), 8.0)
     assert np.abs(back - np.clip(flow, -8, 8)).max() <= 8.0 / 255 + 1e-6
+
+
+def test_a_dataset_declares_how_its_flow_was_made_in_karmma_flow_json(tmp_path) -> None:
+    import pytest
+
+    from karmma_edge.data.flow import FLOW_FILE, read_flow_file, write_flow_file
+    from karmma_edge.errors import DataError
+    from karmma_edge.inputs import FlowEncoding
+
+    assert read_flow_file(tmp_path) is None                       # not declared: the device's config
+    write_flow_file(tmp_path, FlowEncoding(20.0, 256, 456))
+    assert read_flow_file(tmp_path) == FlowEncoding(20.0, 256, 456)
+    (tmp_path / FLOW_FILE).write_text('{"bound_px": 20, "height": 240}')
+    assert read_flow_file(tmp_path) == FlowEncoding(20.0, 240, None)   # the camera's aspect kept
+    for bad in ('{"bound_px": 20}', '{"bound_px": -1, "height": 240}', "[1, 2]", "{not json"):
+        (tmp_path / FLOW_FILE).write_text(bad)
+        with pytest.raises(DataError, match=FLOW_FILE) as err:
+            read_flow_file(tmp_path)
+        assert "bound_px" in str(err.value)

@@ -40,6 +40,7 @@ def test_ssv2_bundle_serves_action_predictions(ssv2_reproduced: Path, tmp_path: 
     from test_runtime_daemon import EventReader, start_daemon, stop
 
     from karmma_edge.bundle import load_manifest
+    from karmma_edge.inputs import FlowEncoding
     from karmma_edge.quantize.build import BuildOptions, build_bundle
 
     bundle = tmp_path / "bundle"
@@ -48,6 +49,8 @@ def test_ssv2_bundle_serves_action_predictions(ssv2_reproduced: Path, tmp_path: 
     manifest = load_manifest(bundle)
     actions = manifest.classes["action"]
     assert manifest.outputs == ["action"] and list(manifest.classes) == ["action"]
+    # SSv2's flow is computed at the video's size (the tiny preset's 64 px) with EPIC's 20 px bound.
+    assert manifest.flow_encoding == FlowEncoding(20.0, 64, 64)
     sess = ort.InferenceSession(str(bundle / "profiles" / "rgb" / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == ["action"] and sess.get_outputs()[0].shape[-1] == len(actions)
 

@@ -8,10 +8,10 @@ import numpy as np
 
 from karmma_edge.data import epic_csv as ann
 from karmma_edge.data.audio import AudioStore
+from karmma_edge.data.flow import read_flow_file
 from karmma_edge.data.frames import FrameStore, MissingData, resize
 from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import audio_window, clip_frames, flow_frames_for, flow_stacks
-from karmma_edge.data.synth.generate import declared_flow_encoding
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.inputs import InputSpec
@@ -41,9 +41,9 @@ class Epic100Dataset(SegmentReader):
         self.frames = FrameStore(self.root)
         self.audio = AudioStore(self.root, audio_rate)
         self.modalities: tuple[str, ...] = self._held_modalities()
-        # Only the synthetic data records how its flow was made; a real EPIC tree's is up to the
-        # device's config (`flow.bound_px`, at the model's frame size).
-        self.flow_encoding = declared_flow_encoding(self.root)
+        # KARMMA_flow.json: the synthetic data writes it; a real EPIC tree has it where its user
+        # wrote it, else the device falls back to its config (`flow.bound_px`, the model's size).
+        self.flow_encoding = read_flow_file(self.root)
 
     def _held_modalities(self) -> tuple[str, ...]:
         held = set()

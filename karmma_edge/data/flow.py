@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from karmma_edge.errors import DataError
+from karmma_edge.file_formats import read_json
+from karmma_edge.inputs import FlowEncoding
+
 EPIC_BOUND_PX = 20.0    # EPIC-KITCHENS' bound, for full-size frames (SSv2's flow uses it too)
+FLOW_FILE = "KARMMA_flow.json"
+_FLOW_FILE_FIX = ('write it as {"bound_px": 20, "height": 256, "width": 456}: the bound the flow was clipped '
+                  'to and the frame size (pixels) it was computed at, which the device repeats')
+
+
+def read_flow_file(root: Path) -> FlowEncoding | None:
+    """How a dataset's flow frames were made, as its root declares in KARMMA_flow.json (a real EPIC
+    tree: the bound and frame size its flow was extracted with); None without the file."""
+    path = Path(root) / FLOW_FILE
+    if not path.is_file():
+        return None
+    d = read_json(path, _FLOW_FILE_FIX, DataError)
+    try:
+        enc = FlowEncoding(float(d["bound_px"]), int(d["height"]),
+                           None if d.get("width") is None else int(d["width"]))
+    except (TypeError, KeyError, ValueError):
+        raise DataError(f"{path}: needs bound_px and height (width optional); {_FLOW_FILE_FIX}") from None
+    if enc.bound_px <= 0 or enc.height < 8 or (enc.width is not None and enc.width < 8):
+        raise DataError(f"{path}: bound_px must be > 0 and height, width at least 8; {_FLOW_FILE_FIX}")
+    return enc
+
+
+def write_flow_file(root: Path, encoding: FlowEncoding) -> None:
+    (Path(root) / FLOW_FILE).write_text(json.dumps(encoding.to_dict(), indent=2) + "\n")
 
 
 def flow_engine(height: int, width: int) -> cv2.DISOpticalFlow:

@@ -14,11 +14,10 @@ import cv2
 import numpy as np
 
 from karmma_edge.atomic import atomic_file
-from karmma_edge.data.flow import EPIC_BOUND_PX, encode_flow, flow_engine, scene_flow
+from karmma_edge.data.flow import EPIC_BOUND_PX, encode_flow, flow_engine, read_flow_file, scene_flow
 from karmma_edge.data.frames import MissingData, resize
 from karmma_edge.data.reader import SegmentReader
 from karmma_edge.data.sampling import clip_frames, flow_stacks
-from karmma_edge.data.synth.generate import declared_flow_encoding
 from karmma_edge.data.types import Clip, Segment
 from karmma_edge.errors import DataError
 from karmma_edge.file_formats import read_json
@@ -55,7 +54,7 @@ class SSv2Dataset(SegmentReader):
         self.verb_classes: list[str] = [by_id[i] for i in range(len(by_id))]
         self.noun_classes: list[str] = []
         self.modalities: tuple[str, ...] = ("rgb", "flow")
-        self.flow_encoding = declared_flow_encoding(self.root) or FlowEncoding(EPIC_BOUND_PX, VIDEO_HEIGHT)
+        self.flow_encoding = read_flow_file(self.root) or FlowEncoding(EPIC_BOUND_PX, VIDEO_HEIGHT)
         self.flow_cache = Path(flow_cache) if flow_cache else self.root / ".karmma_flow2"   # 2: camera motion removed
         self.segments: list[Segment] = []
         for entry in _load_json(self.csv_path):

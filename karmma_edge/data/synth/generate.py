@@ -13,7 +13,7 @@ import numpy as np
 
 from karmma_edge.atomic import atomic_directory
 from karmma_edge.data import epic_csv as ann
-from karmma_edge.data.flow import EPIC_BOUND_PX
+from karmma_edge.data.flow import EPIC_BOUND_PX, write_flow_file
 from karmma_edge.data.synth.plan import SPLIT_CODES, Noun, Verb, VideoPlan, classes, plan_split
 from karmma_edge.data.synth.presets import Preset, get_preset
 from karmma_edge.data.synth.sound import SAMPLE_RATE
@@ -30,16 +30,6 @@ def read_marker(root: Path) -> dict | None:
     None when `root` holds no synthetic dataset."""
     marker = Path(root) / MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
-
-
-def declared_flow_encoding(root: Path) -> FlowEncoding | None:
-    """The flow encoding the synthetic dataset at `root` records; None for any other tree (or an
-    older synthetic one that recorded no frame size)."""
-    meta = read_marker(root)
-    if not meta or "frame_size" not in meta or "flow_bound_px" not in meta:
-        return None
-    width, height = meta["frame_size"]
-    return FlowEncoding(float(meta["flow_bound_px"]), int(height), int(width))
 
 
 def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = True,
@@ -72,6 +62,7 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
                                                   "format_version": FORMAT_VERSION, "preset": p.name,
                                                   "seed": seed, "frame_size": [p.width, p.height],
                                                   "flow_bound_px": EPIC_BOUND_PX, **summary}, indent=2) + "\n")
+            write_flow_file(tmp, FlowEncoding(EPIC_BOUND_PX, p.height, p.width))
         else:
             _write_all(tmp, p, seed, progress, workers, layout)
     return out
@@ -99,6 +90,7 @@ def _write_all(root: Path, p: Preset, seed: int, progress: bool, workers: int | 
                        "csv": ann.SPLIT_FILES[s]} for s, v in plans.items()},
     }
     (root / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+    write_flow_file(root, FlowEncoding(p.flow_bound, p.height, p.width))
 
 
 def _render_videos(root: Path, videos: list[VideoPlan], p: Preset, verbs: list[Verb], nouns: list[Noun],
