@@ -14,8 +14,9 @@ from karmma_edge.inputs import FlowEncoding
 
 EPIC_BOUND_PX = 20.0    # EPIC-KITCHENS' bound, for full-size frames (SSv2's flow uses it too)
 FLOW_FILE = "KARMMA_flow.json"
-_FLOW_FILE_FIX = ('write it as {"bound_px": 20, "height": 256, "width": 456}: the bound the flow was clipped '
-                  'to and the frame size (pixels) it was computed at, which the device repeats')
+_FLOW_FILE_FIX = ('write it as {"bound_px": B, "height": H, "width": W}: the bound (pixels) the flow was '
+                  'clipped to and the frame size it was computed at (width may be left out: the aspect kept), '
+                  'which the device repeats')
 
 
 def read_flow_file(root: Path) -> FlowEncoding | None:
