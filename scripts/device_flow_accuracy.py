@@ -6,6 +6,8 @@ Each clip's flow input is recomputed from its RGB frames by the daemon's FlowWor
 pair the dataset's flow frame was computed from), once with the bundle's `flow_encoding` (what the
 device does; the dataset's, for a bundle built before manifests recorded it) and once at the model's frame size (what it did before the bundle carried the
 encoding), and every flow profile's FP32 graph is scored with each. Prints action top-1 per profile.
+`--consecutive` pairs each frame with the next instead, as a camera at the video's own rate does: the
+synthetic data's EPIC-55 ids (30 fps) have flow over two frames, the extension's (25 fps) over one.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import cv2
 import numpy as np
 
 
-def device_flow(data, seg, flow_frames: np.ndarray, worker) -> np.ndarray:
-    """The clip's flow input [T,H,W,2] from the FlowWorker, on the rgb pairs of its flow frames."""
+def device_flow(data, seg, flow_frames: np.ndarray, worker, consecutive: bool = False) -> np.ndarray:
+    """The clip's flow input [T,H,W,2] from the FlowWorker, on the rgb pairs of its flow frames
+    (`consecutive`: from each pair's first frame to the next, as a camera at the video's rate pairs them)."""
     from karmma_edge.data.frames import resize
     from karmma_edge.data.sampling import flow_stride
 
@@ -28,7 +31,7 @@ def device_flow(data, seg, flow_frames: np.ndarray, worker) -> np.ndarray:
     for f in flow_frames.tolist():
         first = (f - 1) * stride + 1                 # flow frame f: rgb first -> first + stride
         pair = []
-        for k in (first, first + stride):
+        for k in (first, first + (1 if consecutive else stride)):
             bgr = cv2.cvtColor(data.frames.rgb(seg.participant_id, seg.video_id, k), cv2.COLOR_RGB2BGR)
             pair.append(cv2.cvtColor(resize(bgr, *worker.frame_size(*bgr.shape[:2])), cv2.COLOR_BGR2GRAY))
         out.append(worker.flow(*pair))
@@ -39,6 +42,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--consecutive", action="store_true",
+                    help="the device's flow between consecutive frames, as a camera at the video's frame rate "
+                         "gives them (EPIC-55 ids' flow frames span two)")
     args = ap.parse_args()
 
     from karmma_edge.bundle import Bundle
@@ -70,7 +76,7 @@ def main() -> None:
         clips.append(clip)
         flows["dataset"].append(clip.inputs["flow"])
         for name, w in workers.items():
-            flows[name].append(device_flow(data, seg, clip.flow_frames, w))
+            flows[name].append(device_flow(data, seg, clip.flow_frames, w, args.consecutive))
     verb = np.array([c.verb_class for c in clips])
     noun = np.array([c.noun_class for c in clips])
     labels = head_labels(bundle.manifest.outputs, verb, noun)
