@@ -118,8 +118,15 @@ class Daemon:
         if "rgb" in sensors:
             flow = None
             if "flow" in sensors:
-                encoding = self.bundle.manifest.flow_encoding or FlowEncoding(cfg.flow.bound_px, spec.height,
-                                                                              spec.width)
+                encoding = self.bundle.manifest.flow_encoding
+                if encoding is None:
+                    encoding = FlowEncoding(cfg.flow.bound_px, spec.height, spec.width)
+                    log.warning("the bundle does not say how its training flow was made (its data had no "
+                                "KARMMA_flow.json): flow at the model's %dx%d with flow.bound_px %g, which "
+                                "must be the data's", spec.width, spec.height, cfg.flow.bound_px)
+                else:
+                    log.info("flow as the training data's: DIS at %s rows, bound %g px", encoding.height,
+                             encoding.bound_px)
                 flow = FlowWorker(self.frame_rings["flow"], self.monitor, encoding, spec.height, spec.width,
                                   self.stop_event, on_skip=self.metrics.flow_skipped.inc)
             self.camera = CameraSensor(self.sources["rgb"], self.frame_rings["rgb"], self.monitor, self.clock,
