@@ -21,8 +21,10 @@ from karmma_edge.errors import DataError
 from karmma_edge.inputs import FlowEncoding
 
 MARKER = "KARMMA_synth.json"
-FORMAT_VERSION = 3                # 2: per-clip cues (material in rgb and motion, verb in sound), test split;
-                                  # 3: flow without the camera's motion, at full resolution; disc, bar, wedge
+FORMAT_VERSION = 4                # 2: per-clip cues (material in rgb and motion, verb in sound), test split;
+                                  # 3: flow without the camera's motion, at full resolution; disc, bar, wedge;
+                                  # 4: KARMMA_flow.json (same frames and sound: without it the device's flow
+                                  # would fall back to the model's size)
 
 
 def read_marker(root: Path) -> dict | None:
