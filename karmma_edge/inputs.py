@@ -68,8 +68,9 @@ class InputSpec:
 class FlowEncoding:
     """How a dataset's flow frames were made, which the device repeats so that its flow reads like
     the flow the model was trained on: flow (DIS on the device and in the synthetic data) computed on
-    frames `height` rows high and `width` wide (None: the camera's aspect kept), displacements in those frames' pixels clipped to +-`bound_px` and
-    mapped to 0..255; the readers then resize u and v to the model's size, and so does the device.
+    frames `height` rows high and `width` wide (None: the camera's aspect kept), displacements in
+    those frames' pixels clipped to +-`bound_px` and mapped to 0..255; the readers then resize u and
+    v to the model's size, and so does the device.
 
     The dataset declares it (`Dataset.flow_encoding`), the student's run and the bundle's manifest
     carry it. A model's InputSpec does not: the same model trains on data of any frame size.

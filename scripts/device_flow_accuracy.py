@@ -23,17 +23,14 @@ import numpy as np
 def device_flow(data, seg, flow_frames: np.ndarray, worker, consecutive: bool = False) -> np.ndarray:
     """The clip's flow input [T,H,W,2] from the FlowWorker, on the rgb pairs of its flow frames
     (`consecutive`: from each pair's first frame to the next, as a camera at the video's rate pairs them)."""
-    from karmma_edge.data.frames import resize
     from karmma_edge.data.sampling import flow_stride
 
     stride = flow_stride(seg.video_id)
     out = []
     for f in flow_frames.tolist():
         first = (f - 1) * stride + 1                 # flow frame f: rgb first -> first + stride
-        pair = []
-        for k in (first, first + (1 if consecutive else stride)):
-            bgr = cv2.cvtColor(data.frames.rgb(seg.participant_id, seg.video_id, k), cv2.COLOR_RGB2BGR)
-            pair.append(cv2.cvtColor(resize(bgr, *worker.frame_size(*bgr.shape[:2])), cv2.COLOR_BGR2GRAY))
+        pair = [worker.gray(cv2.cvtColor(data.frames.rgb(seg.participant_id, seg.video_id, k), cv2.COLOR_RGB2BGR))
+                for k in (first, first + (1 if consecutive else stride))]
         out.append(worker.flow(*pair))
     return np.stack(out)
 

@@ -44,9 +44,7 @@ def _error_and_motion(worker: FlowWorker, pairs) -> tuple[float, float, float]:
     """Mean |device - dataset| in encoded levels, and the mean motion (|x - 128|) of each."""
     err, device_motion, data_motion = [], [], []
     for bgr0, bgr1, trained in pairs:
-        size = worker.frame_size(*bgr0.shape[:2])       # what the camera resizes to for the flow worker
-        gray = [cv2.cvtColor(resize(b, *size), cv2.COLOR_BGR2GRAY) for b in (bgr0, bgr1)]
-        uv = worker.flow(*gray).astype(np.float32)
+        uv = worker.flow(worker.gray(bgr0), worker.gray(bgr1)).astype(np.float32)   # the camera's path
         ref = trained.astype(np.float32)
         err.append(np.abs(uv - ref).mean())
         device_motion.append(np.abs(uv - 128).mean())

@@ -148,7 +148,7 @@ def open_capture(spec: SourceSpec, timeouts: SourceTimeouts = SourceTimeouts()) 
 class FlowWorker(threading.Thread):
     """DIS optical flow between consecutive camera frames, made as the training data's was.
 
-    `encoding` says how: the camera frames come resized to its frame size (`frame_size`), the flow
+    `encoding` says how: the camera's frames come resized to its frame size (`gray`), the flow
     is EPIC-encoded with its bound and then resized to the model's size, as the dataset readers
     resize the flow frames. Flow computed at the model's size instead moves fewer pixels (half, on
     the synthetic data's 96 px frames and a 48 px model) than the flow the model was trained on.
@@ -167,12 +167,12 @@ class FlowWorker(threading.Thread):
         self._dis: cv2.DISOpticalFlow | None = None     # made for the first frame's size
         self._inbox: queue.Queue[tuple[int, float, np.ndarray]] = queue.Queue(maxsize=4)
 
-    def frame_size(self, camera_height: int, camera_width: int) -> tuple[int, int]:
-        """The size the camera resizes the frames it offers to."""
-        return self.encoding.frame_size(camera_height, camera_width)
+    def gray(self, bgr: np.ndarray) -> np.ndarray:
+        """A camera frame (BGR, any size) -> the gray frame at the encoding's size that `offer` takes."""
+        return cv2.cvtColor(resize(bgr, *self.encoding.frame_size(*bgr.shape[:2])), cv2.COLOR_BGR2GRAY)
 
     def flow(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-        """Two gray frames at `frame_size` -> the model's flow input for the pair, uint8 [H,W,2]."""
+        """Two frames from `gray` -> the model's flow input for the pair, uint8 [H,W,2]."""
         if self._dis is None:
             self._dis = flow_engine(*cur.shape[:2])
         u, v = encode_flow(scene_flow(self._dis, prev, cur), self.encoding.bound_px)
@@ -298,9 +298,7 @@ class CameraSensor(SensorThread):
             self.monitor.beat("rgb", t, frame_issue(gray, prev_gray, self.content))
             prev_gray = gray
             if self.flow is not None:
-                size = self.flow.frame_size(*bgr.shape[:2])
-                flow_gray = gray if size == gray.shape else cv2.cvtColor(resize(bgr, *size), cv2.COLOR_BGR2GRAY)
-                self.flow.offer(index, t, flow_gray)
+                self.flow.offer(index, t, self.flow.gray(bgr))
 
 
 # --- audio ----------------------------------------------------------------------------------------

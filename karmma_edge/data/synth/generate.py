@@ -63,7 +63,7 @@ def synthesize(out: Path, preset: str = "tiny", seed: int = 0, progress: bool = 
             (tmp / MARKER).write_text(json.dumps({"generator": "karmma-edge data synth", "format": "ssv2",
                                                   "format_version": FORMAT_VERSION, "preset": p.name,
                                                   "seed": seed, "frame_size": [p.width, p.height],
-                                                  "flow_bound_px": EPIC_BOUND_PX, **summary}, indent=2) + "\n")
+                                                  **summary}, indent=2) + "\n")
             write_flow_file(tmp, FlowEncoding(EPIC_BOUND_PX, p.height, p.width))
         else:
             _write_all(tmp, p, seed, progress, workers, layout)
@@ -83,7 +83,7 @@ def _write_all(root: Path, p: Preset, seed: int, progress: bool, workers: int | 
     meta = {
         "generator": "karmma-edge data synth", "format_version": FORMAT_VERSION,
         "preset": p.name, "seed": seed, "layout": layout, "frame_size": [p.width, p.height],
-        "flow_bound_px": p.flow_bound, "audio_sample_rate": SAMPLE_RATE,
+        "audio_sample_rate": SAMPLE_RATE,
         "verbs": [{"id": i, "key": v.name, "motion": v.motion, "rhythm_hz": v.rhythm_hz,
                    "second_of_pair": v.second_of_pair} for i, v in enumerate(verbs)],
         "cues": {"rgb_material": p.rgb_material, "motion_material": p.motion_material, "audio_verb": p.audio_verb},
